@@ -1,0 +1,5 @@
+"""Placeholder until filled."""
+
+import typer
+
+app = typer.Typer()

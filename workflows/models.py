@@ -1,0 +1,260 @@
+"""Data that crosses process boundaries: API -> Temporal -> worker -> activities.
+
+Everything here is pydantic so the pydantic data converter writes readable JSON into history,
+which is what people see in the Temporal Web UI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.actions import ActionSpec
+
+
+class Phase(StrEnum):
+    RECEIVED = "Received"
+    GATHERING = "Gathering"
+    DIAGNOSING = "Diagnosing"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    EXECUTING = "Executing"
+    VERIFYING = "Verifying"
+    RESOLVED = "Resolved"
+    ROLLED_BACK = "RolledBack"
+    ESCALATED = "Escalated"
+    REJECTED = "Rejected"
+    CANCELLED = "Cancelled"
+    FAILED = "Failed"
+
+
+TERMINAL_PHASES = frozenset(
+    {Phase.RESOLVED, Phase.ROLLED_BACK, Phase.ESCALATED, Phase.REJECTED, Phase.CANCELLED, Phase.FAILED}
+)
+
+
+def label_fingerprint(labels: dict[str, str]) -> str:
+    """First 16 hex characters of sha256 over the sorted labels (the guide's contract)."""
+    canonical = json.dumps(sorted(labels.items()), separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class Alert(BaseModel):
+    """One alert, normalised from whichever source sent it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fingerprint: str
+    status: Literal["firing", "resolved"] = "firing"
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    generator_url: str = ""
+    source: Literal["alertmanager", "grafana", "generic", "manual"] = "generic"
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "unknown")
+
+    @property
+    def service(self) -> str:
+        return self.labels.get("service") or self.labels.get("job") or self.labels.get("app", "")
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "")
+
+    @property
+    def environment(self) -> str:
+        return self.labels.get("environment") or self.labels.get("env", "")
+
+    @property
+    def workflow_id(self) -> str:
+        return f"incident-{self.fingerprint}"
+
+    def lookup(self, key: str) -> str:
+        """A value from the labels, else the annotations, else empty."""
+        return self.labels.get(key) or self.annotations.get(key, "")
+
+
+class Decision(BaseModel):
+    """Payload of the `approve` and `reject` signals: {"approver": "...", "reason": "..."}."""
+
+    approver: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+class DecisionRequest(Decision):
+    """Payload of the `decide` update, which gives the API and CLI a synchronous answer."""
+
+    approve: bool
+
+
+class Approval(Decision):
+    approved: bool
+    at: datetime
+
+
+# --- evidence and diagnosis -------------------------------------------------------------------
+
+
+class ProbeResult(BaseModel):
+    url: str
+    ok: bool
+    status: int | None = None
+    latency_ms: float | None = None
+    error: str = ""
+
+
+class MetricSample(BaseModel):
+    query: str
+    kind: Literal["instant", "range"]
+    value: float | None = None
+    points: list[tuple[float, float]] = []
+    error: str = ""
+
+
+class Evidence(BaseModel):
+    probe: ProbeResult | None = None
+    metrics: list[MetricSample] = []
+    notes: list[str] = []
+
+    def summary(self) -> str:
+        parts: list[str] = []
+        if self.probe:
+            state = "healthy" if self.probe.ok else f"unhealthy ({self.probe.error or self.probe.status})"
+            parts.append(f"probe {self.probe.url}: {state}")
+        for m in self.metrics:
+            shown = m.error or (f"{m.value:g}" if m.value is not None else f"{len(m.points)} points")
+            parts.append(f"{m.kind} {m.query} = {shown}")
+        parts.extend(self.notes)
+        return "; ".join(parts) or "no evidence sources configured for this alert"
+
+
+class DiagnoseRequest(BaseModel):
+    alert: Alert
+    evidence: Evidence
+
+
+class Diagnosis(BaseModel):
+    category: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    explanation: str
+    source: Literal["heuristic", "llm"] = "heuristic"
+
+
+# --- executor actions ---------------------------------------------------------------------------
+
+class ActionRequest(BaseModel):
+    """Input of every executor activity. The key makes a retried apply recognisable."""
+
+    incident_id: str
+    step: str
+    action: ActionSpec
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.incident_id}/{self.step}"
+
+
+class HostResult(BaseModel):
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+
+class ActionOutcome(BaseModel):
+    """What an executor did: structured, so the Web UI shows it readably."""
+
+    ok: bool
+    summary: str
+    changed: bool = False
+    hosts: dict[str, HostResult] = {}
+    diff: str = ""
+    details: dict[str, Any] = {}
+
+
+class PlannedAction(BaseModel):
+    step: str
+    action: ActionSpec
+    preview: ActionOutcome | None = None
+    snapshot: dict[str, Any] = {}
+    result: ActionOutcome | None = None
+    rollback: ActionOutcome | None = None
+
+
+class Plan(BaseModel):
+    summary: str
+    actions: list[PlannedAction] = []
+    required_approvers: int = 1
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+class VerifyRequest(BaseModel):
+    """Healthy when the probe answers 2xx and, if given, the PromQL query returns a truthy value."""
+
+    alert: Alert
+    probe_url: str = ""
+    healthy_query: str = ""
+
+
+# --- workflow input and state ------------------------------------------------------------------
+
+
+class IncidentConfig(BaseModel):
+    """Timing knobs chosen by whoever starts the incident (the API reads them from settings)."""
+
+    notify_after: timedelta = timedelta(minutes=15)
+    escalate_after: timedelta = timedelta(hours=1)
+    give_up_after: timedelta = timedelta(hours=4)
+    verify_timeout: timedelta = timedelta(minutes=5)
+    auto_approve: bool = False
+
+
+class IncidentInput(BaseModel):
+    alert: Alert
+    config: IncidentConfig = IncidentConfig()
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    phase: Phase
+    event: str
+    detail: str = ""
+
+
+class IncidentState(BaseModel):
+    """The `state` query: everything a person needs to understand the incident."""
+
+    incident_id: str
+    phase: Phase
+    alert: Alert
+    evidence_summary: str = ""
+    evidence: Evidence | None = None
+    diagnosis: Diagnosis | None = None
+    plan: Plan | None = None
+    approvals: list[Approval] = []
+    alert_updates: int = 0
+    resolved_at: datetime | None = None
+    timeline: list[TimelineEntry] = []
+
+
+class PhaseChange(BaseModel):
+    """Body of the notification webhook sent on every phase change."""
+
+    incident_id: str
+    phase: Phase
+    alert_name: str
+    service: str
+    severity: str
+    message: str
+    level: int = 0
