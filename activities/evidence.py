@@ -32,7 +32,9 @@ class EvidenceActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._http = httpx.AsyncClient(timeout=settings.probe_timeout_seconds)
-        self._prometheus = Prometheus(self._http, settings.prometheus_url) if settings.prometheus_url else None
+        self._prometheus = (
+            Prometheus(self._http, settings.prometheus_url) if settings.prometheus_url else None
+        )
 
     @activity.defn(name="gather_evidence")
     async def gather_evidence(self, alert: Alert) -> Evidence:
@@ -54,18 +56,24 @@ class EvidenceActivities:
         if request.probe_url:
             result = await probe(self._http, request.probe_url)
             if not result.ok:
-                raise ApplicationError(f"probe {request.probe_url} unhealthy: {result.error}", type="Unhealthy")
+                raise ApplicationError(
+                    f"probe {request.probe_url} unhealthy: {result.error}", type="Unhealthy"
+                )
             checks.append(f"probe {request.probe_url} answered {result.status}")
         if request.healthy_query:
             if self._prometheus is None:
                 raise ApplicationError("healthy_query needs REMEDIATOR_PROMETHEUS_URL", non_retryable=True)
             sample: MetricSample = await self._prometheus.instant(request.healthy_query)
             if sample.error or not sample.value:
-                raise ApplicationError(f"{request.healthy_query} is {sample.error or sample.value}", type="Unhealthy")
+                raise ApplicationError(
+                    f"{request.healthy_query} is {sample.error or sample.value}", type="Unhealthy"
+                )
             checks.append(f"{request.healthy_query} = {sample.value:g}")
         if not checks:
             if self._prometheus is None:
-                raise ApplicationError("nothing to verify with: no probe URL and no Prometheus", non_retryable=True)
+                raise ApplicationError(
+                    "nothing to verify with: no probe URL and no Prometheus", non_retryable=True
+                )
             # With no explicit check, healthy means Prometheus no longer reports the alert firing.
             sample = await self._prometheus.instant(queries_for(request.alert)[0])
             if sample.error or sample.value:

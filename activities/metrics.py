@@ -21,7 +21,9 @@ class Prometheus:
 
     async def _get(self, path: str, params: dict[str, str]) -> list[dict[str, Any]]:
         response = await self._client.get(f"{self._base}{path}", params=params)
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        body = (
+            response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        )
         if response.status_code != 200 or body.get("status") != "success":
             raise PrometheusError(body.get("error") or f"HTTP {response.status_code}")
         result: list[dict[str, Any]] = body["data"]["result"]

@@ -39,7 +39,9 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture(scope="session")
 async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
     """A real `temporal server start-dev` on ports of its own, in memory."""
-    server = DevServer(port=free_port(), ui_port=free_port(), log_file=tmp_path_factory.mktemp("temporal") / "log")
+    server = DevServer(
+        port=free_port(), ui_port=free_port(), log_file=tmp_path_factory.mktemp("temporal") / "log"
+    )
     await server.start()
     yield server
     server.stop()

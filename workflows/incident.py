@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
@@ -132,7 +132,9 @@ class IncidentWorkflow:
         try:
             await self._run(alert)
         except asyncio.CancelledError:
-            await self._enter(Phase.CANCELLED, "workflow cancelled", "cancellation requested through Temporal")
+            await self._enter(
+                Phase.CANCELLED, "workflow cancelled", "cancellation requested through Temporal"
+            )
             raise
         return self._state
 
@@ -144,7 +146,7 @@ class IncidentWorkflow:
         await self._enter(Phase.GATHERING, "gathering evidence")
         evidence = await self._gather(alert)
         await self._enter(Phase.DIAGNOSING, "diagnosing", evidence.summary())
-        diagnosis = await self._diagnose(alert, evidence)
+        diagnosis = self._state.diagnosis = await self._diagnose(alert, evidence)
         self._note("diagnosis", f"{diagnosis.category} ({diagnosis.confidence:.2f}): {diagnosis.explanation}")
         plan = plan_for(alert, diagnosis)
         if plan is None:
@@ -165,7 +167,9 @@ class IncidentWorkflow:
             await self._enter(Phase.CANCELLED, "alert resolved before any action ran")
             return
         if outcome == "timeout":
-            await self._enter(Phase.ESCALATED, "approval timed out", "nobody decided before the last deadline")
+            await self._enter(
+                Phase.ESCALATED, "approval timed out", "nobody decided before the last deadline"
+            )
             return
         await self._execute_and_verify(plan.actions, alert)
 
@@ -273,7 +277,9 @@ class IncidentWorkflow:
         return len({a.approver for a in self._state.approvals if a.approved}) >= needed
 
     async def _verify(self, alert: Alert) -> bool:
-        request = VerifyRequest(alert=alert, probe_url=alert.lookup("probe_url") or alert.lookup("health_url"))
+        request = VerifyRequest(
+            alert=alert, probe_url=alert.lookup("probe_url") or alert.lookup("health_url")
+        )
         try:
             result = await workflow.execute_activity(
                 "verify",
@@ -334,4 +340,3 @@ class IncidentWorkflow:
         except ActivityError as err:
             # A broken webhook must not stop a remediation; the timeline keeps the failure.
             self._note("notification failed", _error_text(err))
-
