@@ -1,60 +1,395 @@
 """Ansible executor: real ansible-runner, run as synchronous activities on the worker's thread pool.
 
-preview is `--check --diff`, apply is the real run, rollback runs the action's rollback playbook.
-Events become heartbeats (the task name is the progress) and cancellation reaches ansible-runner
-through `cancel_callback`.
+preview is `--check --diff`, apply is the real run, rollback runs the action's `rollback_playbook`.
+Events become heartbeats (the task name is the progress).
+
+Idempotency lives on the TARGET hosts. Every run goes through `_WRAPPER`, which imports the action's
+playbook between two plays of our own:
+  * before it, each host's marker directory (inventory var `remediator_marker_dir`, else
+    REMEDIATOR_ANSIBLE_MARKER_DIR) is read: `<sha>.done` means this key already applied there, so the
+    host skips the playbook; `<sha>.started` without `.done` means an earlier attempt began and never
+    finished, so the playbook runs again (Ansible's modules are idempotent) and the outcome says
+    "resumed after an interrupted attempt". Then `.started` is written.
+  * after it, `.done` is written on every host that got through without failing.
+The key is the request's idempotency key plus the workflow run id, because an incident id (the
+workflow id) comes back when the same alert fires again next week and must not look applied.
+
+Alert text is attacker-controlled:
+  * extravars reach Ansible as `!unsafe` YAML, so Ansible never templates them (ansible-core 2.19
+    trusts `-e '{json}'` and `-e @file` as templates otherwise); Jinja markers and reserved names
+    (`ansible_*` would set connection options, `remediator_*` are ours) are refused before that;
+  * the alert's host only ever names ONE host: it must look like a hostname or IP (no pattern, no
+    leading `-` that ssh would take as an option), and with an inventory configured the wrapper
+    refuses it unless it is a host of that inventory (`all` or a group name would widen the run).
+
+Stopping: ansible's worker processes call setsid, so killing ansible-playbook's process group (what
+ansible-runner does) leaves the running task behind. On cancel or timeout we send SIGTERM, which
+ansible-playbook forwards to its workers, and let ansible-runner SIGKILL only after `STOP_GRACE`.
+A shim (`_SHIM`) asks the kernel to SIGTERM ansible-playbook when the worker dies (PR_SET_PDEATHSIG,
+Linux), so a killed worker leaves nothing running either.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import ipaddress
+import itertools
 import json
+import os
+import re
+import shlex
+import signal
 import sys
 import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import ansible_runner
+import yaml
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from worker.settings import Settings
 from workflows.actions import AnsibleAction
 from workflows.models import ActionOutcome, ActionRequest, HostResult
 
-# Alert labels reach extravars; Ansible would render these as Jinja, so they are refused.
-_TEMPLATE_MARKERS = ("{{", "{%", "{#")
-_STAT_KEYS = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable", "skipped": "skipped"}
+STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when a run is cancelled or times out
+_POLL_SECONDS = 1  # how often ansible-runner asks whether to stop; also the idle heartbeat cadence
+# `#jinja2:` is a template header that can redefine the other three markers.
+_TEMPLATE_MARKERS = ("{{", "{%", "{#", "#jinja2:")
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_RESERVED_PREFIXES = ("ansible_", "remediator_")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+_GROUP_NAMES = frozenset({"all", "ungrouped"})
+_STAT_KEYS = {
+    "ok": "ok",
+    "changed": "changed",
+    "failures": "failed",
+    "dark": "unreachable",
+    "skipped": "skipped",
+}
+_RC_PARSER_ERROR = 4  # ansible-playbook's exit code for a playbook it cannot parse
+
+# Runs as `python -c _SHIM <worker pid> <ansible-playbook> args...`: ask the kernel to SIGTERM this
+# process when the worker thread that spawned it dies, then become ansible-playbook (exec keeps it).
+_SHIM = """
+import ctypes, os, signal, sys
+pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit("remediator: the worker exited before ansible-playbook started")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+_GUARD_TASK = "remediator: refuse an alert host that is a group or not in the inventory"
+_READ_TASK = "remediator: read the markers"
+# The started marker is never removed: `.done` wins over it, and one module call fewer keeps runs quick.
+_WRAPPER = """# Written by remediator (activities/ansible.py) for one run; the variables come from its extravars.
+- name: "remediator: read idempotency markers"
+  hosts: "{{ remediator_hosts }}"
+  gather_facts: false
+  vars: &markers
+    remediator_markers: "{{ remediator_marker_dir | default(remediator_default_marker_dir) }}"
+    remediator_marker_file: "{{ remediator_markers }}/{{ remediator_marker }}"
+    remediator_marker_content: >-
+      {{ {'key': remediator_marker_key, 'at': now(utc=true, fmt='%Y-%m-%dT%H:%M:%SZ')} | to_json }}
+  tasks:
+    - name: "@GUARD@"
+      ansible.builtin.assert:
+        that:
+          - remediator_limit in groups['all']
+          - remediator_limit not in groups
+        fail_msg: "{{ remediator_limit }} is not a single host of the inventory"
+        quiet: true
+      when: remediator_limit | length > 0
+      any_errors_fatal: true
+    - name: "@READ@"
+      ansible.builtin.find:
+        paths: "{{ remediator_markers }}"
+        patterns: ["{{ remediator_marker }}.done", "{{ remediator_marker }}.started"]
+      register: remediator_found
+    - name: "remediator: note whether this key already applied"
+      ansible.builtin.set_fact:
+        remediator_applied: >-
+          {{ remediator_marker ~ '.done' in remediator_found.files | map(attribute='path') | map('basename') }}
+    - name: "remediator: record the attempt"
+      when: not ansible_check_mode and not remediator_applied
+      block:
+        - name: "remediator: create the marker directory"
+          ansible.builtin.file:
+            path: "{{ remediator_markers }}"
+            state: directory
+            mode: "0700"
+        - name: "remediator: write the started marker"
+          ansible.builtin.copy:
+            dest: "{{ remediator_marker_file }}.started"
+            content: "{{ remediator_marker_content }}"
+            mode: "0600"
+
+- ansible.builtin.import_playbook: "{{ remediator_playbook }}"
+  when: not (remediator_applied | default(false))
+
+- name: "remediator: record completion"
+  hosts: "{{ remediator_hosts }}"
+  gather_facts: false
+  vars: *markers
+  tasks:
+    - name: "remediator: write the done marker"
+      ansible.builtin.copy:
+        dest: "{{ remediator_marker_file }}.done"
+        content: "{{ remediator_marker_content }}"
+        mode: "0600"
+      when: not ansible_check_mode and not remediator_applied
+""".replace("@GUARD@", _GUARD_TASK).replace("@READ@", _READ_TASK)
+
+
+class _Untrusted(dict[str, Any]):
+    """Variables Ansible must never template. The whole mapping is tagged `!unsafe`, which marks every
+    value inside as untrusted and keeps quoted strings strings (a tagged scalar would turn '123' into
+    an int)."""
+
+
+class _VarsDumper(yaml.SafeDumper):
+    pass
+
+
+_VarsDumper.add_representer(_Untrusted, lambda dumper, data: dumper.represent_mapping("!unsafe", data))
+
+
+def untrusted_extravars(extravars: dict[str, Any]) -> str:
+    """The `-e @file` extravars, as YAML whose values Ansible will not render as templates."""
+    return yaml.dump(_Untrusted(extravars), Dumper=_VarsDumper, sort_keys=False)
+
+
+def _unsafe(message: str) -> ApplicationError:
+    return ApplicationError(message, type="UnsafeInput", non_retryable=True)
+
+
+def _refuse_templates(value: Any, where: str) -> None:
+    if isinstance(value, str) and any(m in value for m in _TEMPLATE_MARKERS):
+        raise _unsafe(f"extravar {where} contains a Jinja template marker; refusing to run it")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_templates(key, f"{where} (a key)")
+            _refuse_templates(item, f"{where}.{key}")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_templates(item, f"{where}[{i}]")
+
+
+def check_extravars(extravars: dict[str, Any]) -> None:
+    for key, value in extravars.items():
+        if not _VAR_NAME.fullmatch(key) or key.startswith(_RESERVED_PREFIXES):
+            raise _unsafe(
+                f"extravar name {key!r} is not allowed: it must be an identifier not starting with "
+                f"{' or '.join(_RESERVED_PREFIXES)}"
+            )
+        _refuse_templates(value, repr(key))
+
+
+def target_host(value: str) -> str:
+    """The one host an alert label names: `web1`, `10.0.0.5`, or an `instance` label with its port.
+
+    Anything else is refused: `,:*!&~@[]` make an Ansible host pattern, `all` names every host, and a
+    leading `-` would reach ssh as an option.
+    """
+    host = value.strip()
+    if bracketed := re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::\d+)?", host):
+        host = bracketed[1]
+    elif host.count(":") == 1 and host.rpartition(":")[2].isdigit():
+        host = host.rpartition(":")[0]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if len(host) <= 253 and host not in _GROUP_NAMES and all(_HOST_LABEL.fullmatch(p) for p in labels):
+        return host
+    raise _unsafe(f"alert host {value!r} is not a hostname or IP address; refusing to target it")
+
+
+def play_hosts(playbook: Path) -> str:
+    """The union of the playbook's host patterns, so the marker plays touch exactly its hosts."""
+    try:
+        plays = yaml.safe_load(playbook.read_text())
+    except (OSError, yaml.YAMLError):
+        return "all"  # Ansible itself reports the real problem, with file and line
+    patterns: list[str] = []
+    for play in plays if isinstance(plays, list) else []:
+        hosts = play.get("hosts") if isinstance(play, dict) else None
+        if isinstance(hosts, list):
+            hosts = ",".join(str(h) for h in hosts)
+        if not isinstance(hosts, str) or not hosts:
+            return "all"  # an import_playbook or something we do not understand: be wide, not wrong
+        patterns.append(hosts)
+    unique = list(dict.fromkeys(patterns))
+    if len(unique) == 1:
+        return unique[0]
+    # A union of patterns with intersections (&) or exclusions (!) would not mean what it says.
+    if not unique or any(c in p for p in unique for c in "&!"):
+        return "all"
+    return ",".join(unique)
 
 
 def _local_inventory() -> dict[str, Any]:
-    host = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    # Pipelining sends modules over stdin instead of temp files: quicker, and no sudo is involved here.
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "ansible_pipelining": True,
+    }
     return {"all": {"hosts": {"localhost": host}}}
 
 
 def _host_results(stats: dict[str, dict[str, int]] | None) -> dict[str, HostResult]:
     hosts: dict[str, HostResult] = {}
-    for key, field in _STAT_KEYS.items():
+    for key, name in _STAT_KEYS.items():
         for host, count in (stats or {}).get(key, {}).items():
-            setattr(hosts.setdefault(host, HostResult()), field, count)
+            setattr(hosts.setdefault(host, HostResult()), name, count)
     return hosts
 
 
-def _check_extravars(extravars: dict[str, Any]) -> None:
-    for key, value in extravars.items():
-        if isinstance(value, str) and any(m in value for m in _TEMPLATE_MARKERS):
-            raise ApplicationError(
-                f"extravar {key!r} contains a Jinja template marker; refusing to run it",
-                type="UnsafeInput",
-                non_retryable=True,
-            )
+def _diff_text(diff: dict[str, Any]) -> str:
+    if prepared := diff.get("prepared"):
+        return str(prepared)
+    if "before" not in diff and "after" not in diff:
+        return ""
+    before, after = str(diff.get("before", "")), str(diff.get("after", ""))
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=str(diff.get("before_header", "before")),
+        tofile=str(diff.get("after_header", "after")),
+    )
+    return "".join(lines)
+
+
+def _ansible_error(stdout: str) -> str:
+    """Ansible's own error: the `[ERROR]` line through the next blank line (it names file and line)."""
+    lines = stdout.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(("[ERROR]", "ERROR!")):
+            return " ".join(part.strip() for part in itertools.takewhile(str.strip, lines[i:]))
+    return stdout.strip()[-500:] or "no output"
+
+
+@dataclass
+class _Run:
+    """What one ansible-runner invocation reported, fed by its events and polled for stopping."""
+
+    wrapper: str
+    deadline: float | None
+    progress: str = "starting ansible-playbook"
+    pid: int | None = None
+    stop_reason: str = ""
+    stop_sent: float = 0.0
+    diffs: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    guard_refused: bool = False
+    task_failed: bool = False  # as opposed to hosts being unreachable
+    done: set[str] = field(default_factory=set)
+    started: set[str] = field(default_factory=set)
+    bookkeeping: dict[str, HostResult] = field(default_factory=dict)
+    status: str = ""
+    rc: int | None = None
+    stats: dict[str, dict[str, int]] | None = None
+    stdout: str = ""
+
+    def finish(self, runner: Any) -> None:
+        """Keep what the outcome needs; ansible-runner reads it from artifacts that are deleted next."""
+        self.status, self.rc, self.stats = runner.status, runner.rc, runner.stats
+        self.stdout = runner.stdout.read()
+
+    def on_event(self, event: dict[str, Any]) -> bool:
+        self.pid = self.pid or event.get("pid")
+        kind = event.get("event", "")
+        data = event.get("event_data", {})
+        host, task, res = data.get("host", ""), data.get("task", ""), data.get("res", {})
+        ours = str(data.get("task_path", "")).startswith(self.wrapper)
+        if task and not ours:
+            self.progress = f"{host} {task}".strip()
+            activity.heartbeat(self.progress)
+        if kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self.guard_refused |= task == _GUARD_TASK
+            self.task_failed = True
+            detail = res.get("msg", "failed")
+            if stderr := str(res.get("stderr", "")).strip():
+                detail = f"{detail}: {stderr[:300]}"
+            self.failures.append(f"{host}: task {task!r} failed: {detail}")
+        elif kind == "runner_on_unreachable":
+            self.failures.append(f"{host} unreachable: {res.get('msg', 'unreachable')}")
+        elif kind == "runner_on_ok" and ours:
+            if task == _READ_TASK:
+                found = {Path(f.get("path", "")).suffix for f in res.get("files", [])}
+                if ".done" in found:
+                    self.done.add(host)
+                if ".started" in found:
+                    self.started.add(host)
+            counts = self.bookkeeping.setdefault(host, HostResult())
+            counts.ok += 1
+            counts.changed += bool(res.get("changed"))
+        elif kind == "runner_on_skipped" and ours:
+            self.bookkeeping.setdefault(host, HostResult()).skipped += 1
+        elif kind == "runner_on_ok":
+            diffs = res.get("diff", [])
+            for diff in diffs if isinstance(diffs, list) else [diffs]:
+                if isinstance(diff, dict) and (text := _diff_text(diff)):
+                    self.diffs.append(text)
+        return True
+
+    def should_cancel(self) -> bool:
+        """ansible-runner's cancel_callback: heartbeat, and stop gracefully on cancel or deadline."""
+        activity.heartbeat(self.progress)
+        if not self.stop_reason:
+            if activity.is_cancelled():
+                self.stop_reason = "cancelled"
+            elif self.deadline is not None and time.monotonic() > self.deadline:
+                self.stop_reason = "timed out"
+            else:
+                return False
+            if self.pid is None:
+                return True
+            return True
+            self.stop_sent = time.monotonic()
+        return time.monotonic() - self.stop_sent > STOP_GRACE
+
+    def hosts(self) -> dict[str, HostResult]:
+        """Per-host counts of the action's own tasks: our marker tasks' ok/changed/skipped removed."""
+        hosts = _host_results(self.stats)
+        for host, ours in self.bookkeeping.items():
+            if counts := hosts.get(host):
+                counts.ok = max(counts.ok - ours.ok, 0)
+                counts.changed = max(counts.changed - ours.changed, 0)
+                counts.skipped = max(counts.skipped - ours.skipped, 0)
+        return hosts
+
+
+def _action(request: ActionRequest) -> AnsibleAction:
+    if not isinstance(request.action, AnsibleAction):
+        raise ApplicationError(f"not an Ansible action: {request.action.executor}", non_retryable=True)
+    return request.action
+
+
+def _deadline() -> float | None:
+    """When to stop ansible-playbook: a little before start_to_close, so that the workflow gets our
+    message naming the task that hung instead of a bare timeout."""
+    info = activity.info()
+    if not info.start_to_close_timeout:
+        return None
+    budget = info.start_to_close_timeout.total_seconds()
+    elapsed = (datetime.now(UTC) - info.started_time).total_seconds()
+    return time.monotonic() + budget - elapsed - min(STOP_GRACE, budget / 10)
 
 
 class AnsibleExecutor:
     def __init__(self, settings: Settings) -> None:
         self._playbook_dir = settings.ansible_playbook_dir.resolve()
-        self._inventory: str | dict[str, Any] = settings.ansible_inventory or _local_inventory()
-        self._markers = (settings.state_dir / "ansible-applied").resolve()
+        self._inventory = settings.ansible_inventory
+        self._marker_dir = settings.ansible_marker_dir
+        self._ansible_playbook = str(Path(sys.executable).parent / "ansible-playbook")
 
     def _playbook(self, name: str) -> Path:
         path = (self._playbook_dir / name).resolve()
@@ -64,83 +399,147 @@ class AnsibleExecutor:
             )
         return path
 
-    def _marker(self, request: ActionRequest) -> Path:
-        digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:32]
-        return self._markers / f"{digest}.json"
+    def _targets(self, limit: str) -> tuple[str | dict[str, Any], str]:
+        """Inventory and --limit. The alert may only narrow a configured inventory to one of its hosts;
+        without an inventory it names the single host to manage; with neither the run is local."""
+        host = target_host(limit) if limit else ""
+        if self._inventory:
+            return self._inventory, host
+        if host:
+            return {"all": {"hosts": {host: {}}}}, host
+        return _local_inventory(), ""
 
-    def _run(self, request: ActionRequest, playbook: str, check: bool) -> ActionOutcome:
-        action = request.action
-        if not isinstance(action, AnsibleAction):
-            raise ApplicationError(f"not an Ansible action: {action.executor}", non_retryable=True)
-        _check_extravars(action.extravars)
+    def _run(self, request: ActionRequest, playbook: str, check: bool, marker_key: str) -> ActionOutcome:
+        action = _action(request)
+        check_extravars(action.extravars)
         path = self._playbook(playbook)
-        diffs: list[str] = []
-        failures: list[str] = []
-
-        def on_event(event: dict[str, Any]) -> bool:
-            data = event.get("event_data", {})
-            if task := data.get("task"):
-                activity.heartbeat(f"{data.get('host', '')} {task}".strip())
-            res = data.get("res", {})
-            if event.get("event") == "runner_on_ok" and isinstance(res.get("diff"), list):
-                diffs.extend(d.get("prepared", "") for d in res["diff"] if d.get("prepared"))
-            if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
-                failures.append(f"{data.get('host')}: {data.get('task')}: {res.get('msg', 'failed')}")
-            return True
-
-        extravars = {**action.extravars, "remediator_idempotency_key": request.idempotency_key}
+        inventory, limit = self._targets(action.limit)
+        mode = "check" if check else "run"
         with tempfile.TemporaryDirectory(prefix="remediator-ansible-") as private_dir:
+            wrapper = Path(private_dir, "remediator.yml")
+            wrapper.write_text(_WRAPPER)
+            Path(private_dir, "env").mkdir()
+            ours = {
+                "remediator_idempotency_key": request.idempotency_key,
+                "remediator_marker_key": marker_key,
+                "remediator_marker": hashlib.sha256(marker_key.encode()).hexdigest()[:32],
+                "remediator_playbook": str(path),
+                "remediator_limit": limit,
+                "remediator_default_marker_dir": self._marker_dir,
+            }
+            Path(private_dir, "env", "extravars").write_text(
+                untrusted_extravars({**action.extravars, **ours})
+            )
+            # A file, because ansible-runner drops a `settings=` dict when env/settings does not exist.
+            Path(private_dir, "env", "settings").write_text(json.dumps({"pexpect_timeout": _POLL_SECONDS}))
+            run = _Run(wrapper=str(wrapper), deadline=_deadline())
+            argv = [sys.executable, "-c", _SHIM, str(os.getpid()), self._ansible_playbook, str(wrapper)]
+            # The host pattern is copied from the operator's playbook, so Ansible may template it: an
+            # inline -e is trusted, unlike the file above.
+            argv += ["-e", json.dumps({"remediator_hosts": play_hosts(path)})]
             runner = ansible_runner.run(
                 private_data_dir=private_dir,
-                playbook=str(path),
-                inventory=self._inventory,
-                extravars=extravars,
-                limit=action.limit or None,
-                cmdline="--check --diff" if check else "--diff",
-                binary=str(Path(sys.executable).parent / "ansible-playbook"),
-                event_handler=on_event,
-                cancel_callback=activity.is_cancelled,
+                binary=argv[0],
+                cmdline=shlex.join([*argv[1:], *(["--check", "--diff"] if check else ["--diff"])]),
+                inventory=inventory,
+                limit=limit or None,
+                event_handler=run.on_event,
+                cancel_callback=run.should_cancel,
+                envvars={
+                    "ANSIBLE_NOCOLOR": "1",
+                    # ansible-runner turns host key checking off; alert-named hosts need it on.
+                    "ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True"),
+                },
                 quiet=True,
                 suppress_env_files=True,
             )
-        hosts = _host_results(runner.stats)
-        changed = any(h.changed for h in hosts.values())
-        mode = "check" if check else "run"
-        if runner.status == "canceled":
-            raise ApplicationError(f"ansible {mode} of {playbook} cancelled", type="Cancelled")
-        if runner.status != "successful":
-            detail = "; ".join(failures) or f"status {runner.status}, rc {runner.rc}"
-            raise ApplicationError(f"ansible {mode} of {playbook} failed: {detail}", type="AnsibleFailed")
-        counts = ", ".join(f"{h}: ok={r.ok} changed={r.changed}" for h, r in hosts.items())
-        verb = "would change" if check else "changed"
-        summary = f"{playbook} ({mode}): {verb} {sum(h.changed for h in hosts.values())} task(s); {counts}"
-        return ActionOutcome(ok=True, summary=summary, changed=changed, hosts=hosts, diff="\n".join(diffs))
+            run.finish(runner)
+        return self._outcome(request, run, f"ansible {mode} of {playbook}", check)
 
-    @activity.defn(name="ansible.preview")
+    def _outcome(self, request: ActionRequest, run: _Run, what: str, check: bool) -> ActionOutcome:
+        hosts = run.hosts()
+        fresh = sorted(set(hosts) - run.done)
+        resumed = sorted(run.started - run.done)
+        details: dict[str, Any] = {"already_applied": sorted(run.done), "resumed": resumed}
+        if resumed and (previous := activity.info().heartbeat_details):
+            details["previous_attempt_progress"] = str(previous[0])
+        changed = sum(hosts[h].changed for h in fresh)
+        counts = ", ".join(
+            f"{h}: ok={r.ok} changed={r.changed} failed={r.failed} unreachable={r.unreachable} skipped={r.skipped}"
+            for h, r in hosts.items()
+        )
+        outcome = ActionOutcome(
+            ok=True,
+            summary=f"{what}: {'would change' if check else 'changed'} {changed} task(s); {counts}",
+            changed=changed > 0,
+            hosts=hosts,
+            diff="\n".join(run.diffs),
+            details=details,
+        )
+        if run.stop_reason == "cancelled":
+            raise CancelledError(f"{what} cancelled during {run.progress!r}; ansible-playbook stopped")
+        if run.stop_reason:
+            raise ApplicationError(
+                f"{what} timed out during {run.progress!r}; ansible-playbook stopped", type="AnsibleTimeout"
+            )
+        failed = outcome.model_copy(update={"ok": False})
+        if run.failures:
+            shown = "; ".join(run.failures[:5]) + (
+                f"; and {len(run.failures) - 5} more" if len(run.failures) > 5 else ""
+            )
+            if run.guard_refused:
+                raise ApplicationError(
+                    f"{what} refused: {shown}", failed, type="UnsafeInput", non_retryable=True
+                )
+            kind = "AnsibleTaskFailed" if run.task_failed else "AnsibleUnreachable"
+            raise ApplicationError(f"{what} failed: {shown}", failed, type=kind)
+        if run.status != "successful":
+            # A parse error, or one before any host ran (inventory, options, no host to target), is
+            # configuration: a retry would fail the same way.
+            raise ApplicationError(
+                f"{what} failed (rc {run.rc}): {_ansible_error(run.stdout)}",
+                failed,
+                type="BadPlaybook" if run.rc == _RC_PARSER_ERROR else "AnsibleError",
+                non_retryable=run.rc == _RC_PARSER_ERROR or not hosts,
+            )
+        if not hosts:
+            raise ApplicationError(f"{what} matched no hosts", type="NoHosts", non_retryable=True)
+        key = request.idempotency_key
+        if not fresh:
+            outcome.summary = (
+                f"{what}: already applied ({key}) on {', '.join(sorted(run.done))}; nothing repeated"
+            )
+            return outcome
+        if run.done:
+            outcome.summary += f"; already applied ({key}) on {', '.join(sorted(run.done))}, not repeated"
+        if resumed:
+            progress = details.get("previous_attempt_progress")
+            outcome.summary += f"; resumed after an interrupted attempt on {', '.join(resumed)}" + (
+                f" (it last reported {progress!r})" if progress else ""
+            )
+        return outcome
+
+    def _marker_key(self, request: ActionRequest) -> str:
+        return f"{request.idempotency_key}@{activity.info().workflow_run_id}"
+
+    @activity.defn(name="ansible.preview", no_thread_cancel_exception=True)
     def preview(self, request: ActionRequest) -> ActionOutcome:
-        return self._run(request, request.action.playbook, check=True)
+        return self._run(request, _action(request).playbook, check=True, marker_key=self._marker_key(request))
 
     @activity.defn(name="ansible.snapshot")
     def snapshot(self, request: ActionRequest) -> dict[str, Any]:
-        """Ansible's undo is the action's rollback playbook; record which one and whether it applied."""
-        marker = self._marker(request)
-        return {"rollback_playbook": request.action.rollback_playbook, "already_applied": marker.exists()}
+        """Ansible's undo is the action's rollback playbook; the target hosts hold what was applied."""
+        return {"rollback_playbook": _action(request).rollback_playbook}
 
-    @activity.defn(name="ansible.apply")
+    @activity.defn(name="ansible.apply", no_thread_cancel_exception=True)
     def apply(self, request: ActionRequest) -> ActionOutcome:
-        marker = self._marker(request)
-        if marker.exists():
-            # A retry after a crash that happened once the run had finished: do not apply twice.
-            recorded = ActionOutcome.model_validate_json(marker.read_text())
-            return recorded.model_copy(update={"summary": f"already applied ({request.idempotency_key}): "
-                                                          f"{recorded.summary}"})
-        outcome = self._run(request, request.action.playbook, check=False)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps(outcome.model_dump(mode="json")))
-        return outcome
+        return self._run(
+            request, _action(request).playbook, check=False, marker_key=self._marker_key(request)
+        )
 
-    @activity.defn(name="ansible.rollback")
+    @activity.defn(name="ansible.rollback", no_thread_cancel_exception=True)
     def rollback(self, request: ActionRequest) -> ActionOutcome:
-        if not request.action.rollback_playbook:
+        rollback = _action(request).rollback_playbook
+        if not rollback:
             return ActionOutcome(ok=True, summary="no rollback playbook declared; nothing to undo")
-        return self._run(request, request.action.rollback_playbook, check=False)
+        return self._run(request, rollback, check=False, marker_key=f"{self._marker_key(request)}/rollback")

@@ -6,7 +6,11 @@ import time
 from typing import Any
 
 import httpx
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from worker.settings import Settings
+from workflows.investigation_models import PromQuery
 from workflows.models import MetricSample
 
 
@@ -47,3 +51,21 @@ class Prometheus:
             return MetricSample(query=query, kind="range", error=str(err) or type(err).__name__)
         points = [(float(ts), float(v)) for ts, v in result[0]["values"]] if result else []
         return MetricSample(query=query, kind="range", points=points)
+
+
+class MetricsActivities:
+    """PromQL as a read-only tool of the LLM investigation."""
+
+    def __init__(self, settings: Settings) -> None:
+        http = httpx.AsyncClient(timeout=settings.probe_timeout_seconds)
+        self._prometheus = Prometheus(http, settings.prometheus_url) if settings.prometheus_url else None
+
+    @activity.defn(name="metrics.query")
+    async def query(self, request: PromQuery) -> MetricSample:
+        if self._prometheus is None:
+            raise ApplicationError(
+                "Prometheus is not configured (REMEDIATOR_PROMETHEUS_URL)", non_retryable=True
+            )
+        if request.range_minutes:
+            return await self._prometheus.range(request.query, minutes=request.range_minutes)
+        return await self._prometheus.instant(request.query)

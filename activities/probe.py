@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 
 import httpx
+from temporalio import activity
 
+from worker.settings import Settings
+from workflows.investigation_models import ProbeRequest
 from workflows.models import ProbeResult
 
 
@@ -20,3 +23,14 @@ async def probe(client: httpx.AsyncClient, url: str) -> ProbeResult:
     ok = response.is_success
     error = "" if ok else f"HTTP {response.status_code}"
     return ProbeResult(url=url, ok=ok, status=response.status_code, latency_ms=round(latency, 1), error=error)
+
+
+class ProbeActivities:
+    """One HTTP probe as a read-only tool of the LLM investigation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._http = httpx.AsyncClient(timeout=settings.probe_timeout_seconds)
+
+    @activity.defn(name="probe.http")
+    async def probe(self, request: ProbeRequest) -> ProbeResult:
+        return await probe(self._http, request.url)

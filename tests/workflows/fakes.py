@@ -15,6 +15,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from workflows.incident import IncidentWorkflow
+from workflows.investigation_models import LLMPolicy
 from workflows.models import (
     ActionOutcome,
     ActionRequest,
@@ -42,6 +43,7 @@ class Fakes:
     apply_fails: bool = False
     calls: list[str] = field(default_factory=list)
     notifications: list[PhaseChange] = field(default_factory=list)
+    remembered: list[IncidentState] = field(default_factory=list)
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="gather_evidence")
@@ -78,8 +80,16 @@ class Fakes:
 
             return run
 
+        @activity.defn(name="llm.policy")
+        async def llm_policy() -> LLMPolicy:
+            return LLMPolicy(enabled=False)
+
+        @activity.defn(name="memory.record_incident")
+        async def remember(state: IncidentState) -> None:
+            self.remembered.append(state)
+
         ops = ("preview", "snapshot", "apply", "rollback")
-        return [gather, diagnose, notify, verify, *(executor(op) for op in ops)]
+        return [gather, diagnose, notify, verify, llm_policy, remember, *(executor(op) for op in ops)]
 
 
 def make_alert(name: str = "ServiceDown", status: str = "firing") -> Alert:

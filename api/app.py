@@ -1,0 +1,40 @@
+"""The HTTP API: a small factory that wires settings, the Temporal client and the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.service import RetryConfig
+
+from api import errors, routes_alerts, routes_health, routes_incidents, routes_logs
+from api.body_limit import BodyLimit
+from worker.client import connect
+from worker.settings import Settings
+
+# A Temporal blip gets two seconds of the SDK's retries; past that the sender (Alertmanager, Grafana,
+# the CLI) gets a 503 at once and retries on its own schedule instead of holding a request open.
+API_RETRY = RetryConfig(max_elapsed_time_millis=2_000, max_interval_millis=500)
+
+
+def create_app(settings: Settings, temporal_address: str | None = None) -> FastAPI:
+    """`temporal_address` overrides Temporal's environment configuration (used by `remediator dev`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Lazy: the API starts (and answers 503) while Temporal is down, and works once it is up.
+        app.state.client = await connect(temporal_address, lazy=True, retry_config=API_RETRY)
+        yield
+
+    app = FastAPI(
+        title="Remediator",
+        summary="Alerts in, durable and auditable remediation out, on Temporal.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    errors.install(app)
+    for module in (routes_alerts, routes_incidents, routes_health, routes_logs):
+        app.include_router(module.router)
+    return app

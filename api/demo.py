@@ -1,0 +1,162 @@
+"""The demo of `remediator dev`: a real service, a real outage, a real fix by Ansible.
+
+It starts `deploy/demo/service.py` as a process of its own, kills it, and sends our API the alert a
+monitoring system would send. The incident waits for approval (unless auto-approved), Ansible runs
+`restart_service.yml`, which takes the restart command from the demo inventory's `restart_commands`,
+and `verify` sees /health answer again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import typer
+import yaml
+
+from activities.probe import probe
+from worker.devserver import free_port, port_is_free
+from worker.settings import REPO_ROOT, Settings
+from worker.stack import StackInfo
+from workflows.models import TERMINAL_PHASES, IncidentState, Phase
+
+SCRIPT = REPO_ROOT / "deploy" / "demo" / "service.py"
+LABELS = {"alertname": "DemoServiceDown", "service": "demo", "severity": "critical", "environment": "dev"}
+DEFAULT_API_URL = Settings.model_fields["api_url"].default
+FOLLOW_EVERY = 1.0  # seconds between looks at the incident while the demo narrates it
+
+
+class DemoError(Exception):
+    pass
+
+
+def say(message: str) -> None:
+    typer.echo(f"demo: {message}")
+
+
+@dataclass(frozen=True)
+class Demo:
+    state_dir: Path  # absolute: the inventory is handed to Ansible as a path
+    port: int = 0  # 0: the previous run's port when free (an open incident probes it), else any
+
+    @property
+    def dir(self) -> Path:
+        return self.state_dir / "demo"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "service.pid"
+
+    @property
+    def inventory(self) -> Path:
+        return self.dir / "inventory.yml"
+
+    def configure(self, settings: Settings) -> Settings:
+        """Point Ansible at the demo inventory, which `run` writes before any incident needs it."""
+        return settings.model_copy(update={"ansible_inventory": str(self.inventory)})
+
+    def service(self, command: str, port: int = 0) -> list[str]:
+        args = [sys.executable, str(SCRIPT), command, "--pidfile", str(self.pidfile)]
+        return [*args, "--port", str(port), "--log", str(self.dir / "service.log")] if port else args
+
+    def _choose_port(self) -> int:
+        recorded = self.dir / "port"
+        previous = int(recorded.read_text()) if recorded.exists() else 0
+        port = self.port or (previous if previous and port_is_free(previous) else free_port())
+        recorded.write_text(str(port))
+        return port
+
+    def _write_inventory(self, port: int) -> None:
+        host = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            # `start` replaces a running instance and detaches, so the service outlives Ansible's run.
+            "restart_commands": {LABELS["service"]: shlex.join(self.service("start", port))},
+        }
+        self.inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": host}}}, sort_keys=False))
+
+    async def _run(self, args: list[str]) -> None:
+        proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out, _ = await proc.communicate()
+        if proc.returncode:
+            raise DemoError(out.decode().strip() or f"{shlex.join(args)} exited with {proc.returncode}")
+
+    async def run(self, info: StackInfo, auto_approve: bool) -> None:
+        """Break the service, raise the alert, narrate the incident; stop the service with the stack."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                incident, health = await self._break_and_alert(http, info)
+                self._explain(info, incident, auto_approve)
+                await self._follow(http, info.api_url, incident)
+                result = await probe(http, health)
+                say(f"{health} answers {result.status or result.error}")
+        except (DemoError, httpx.HTTPError) as err:
+            say(f"stopped: {err}")
+        try:
+            await asyncio.Event().wait()  # the service stays up for people to look at, until Ctrl-C
+        finally:
+            # Blocking on purpose: the loop is shutting down and the stop takes milliseconds.
+            subprocess.run(self.service("stop"), capture_output=True, check=False)
+
+    async def _break_and_alert(self, http: httpx.AsyncClient, info: StackInfo) -> tuple[str, str]:
+        """The incident id and the health URL it probes."""
+        await self._run(self.service("stop"))  # one left running by an earlier run that was killed
+        port = self._choose_port()
+        self._write_inventory(port)
+        health = f"http://127.0.0.1:{port}/health"
+        await self._run(self.service("start", port))
+        if not (await probe(http, health)).ok:
+            raise DemoError(f"the demo service started but {health} is not healthy")
+        say(f"demo service up: {health} (pidfile {self.pidfile})")
+        await self._run(self.service("kill"))
+        result = await probe(http, health)
+        if result.ok:
+            raise DemoError(f"the demo service was killed but {health} still answers")
+        say(f"killed the demo service for real: {result.error}")
+        body = {"labels": LABELS, "annotations": {"probe_url": health, "summary": "demo /health is down"}}
+        response = await http.post(f"{info.api_url}/alerts", json=body)
+        if response.status_code != 202:
+            raise DemoError(f"POST {info.api_url}/alerts answered {response.status_code}: {response.text}")
+        outcome = response.json()[0]
+        say(f"fired DemoServiceDown at our API: incident {outcome['incident_id']} ({outcome['outcome']})")
+        return str(outcome["incident_id"]), health
+
+    def _explain(self, info: StackInfo, incident: str, auto_approve: bool) -> None:
+        typer.echo(f"\n  watch it:   {info.ui_url}/namespaces/default/workflows/{incident}")
+        typer.echo(f"              remediator show {incident}")
+        if auto_approve:
+            typer.echo("  approval:   --auto-approve is on, so Ansible runs without waiting\n")
+            return
+        env = "" if info.api_url == DEFAULT_API_URL else f"REMEDIATOR_API_URL={info.api_url} "
+        payload = json.dumps({"approver": "alice"}, separators=(",", ":"))
+        typer.echo("  approve it, any one of:")
+        typer.echo(f"    {env}remediator approve {incident} --as you")
+        typer.echo(
+            f"    curl -X POST {info.api_url}/incidents/{incident}/approve "
+            f"-H 'content-type: application/json' -d '{{\"approver\":\"you\"}}'"
+        )
+        typer.echo(
+            f"    temporal workflow signal --workflow-id {incident} --name approve "
+            f"--input '{payload}' --address {info.temporal_address}\n"
+        )
+
+    async def _follow(self, http: httpx.AsyncClient, api_url: str, incident: str) -> None:
+        """Print each phase the incident reaches until it ends (the Web UI has the full history)."""
+        seen: Phase | None = None
+        while seen not in TERMINAL_PHASES:
+            await asyncio.sleep(FOLLOW_EVERY)
+            response = await http.get(f"{api_url}/incidents/{incident}")
+            if response.status_code != 200:
+                continue  # e.g. 503 while the worker is busy starting: look again next time
+            state = IncidentState.model_validate_json(response.content)
+            if state.phase != seen:
+                seen = state.phase
+                say(f"{incident} is {seen}: {state.timeline[-1].event if state.timeline else ''}")
+        say(f"{incident} ended {seen}")

@@ -1,0 +1,26 @@
+"""Typed dependencies of the routes: the Temporal client and the settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from temporalio.client import Client
+
+from worker.settings import Settings
+
+
+def get_client(request: Request) -> Client:
+    # Lazily connected (see app.lifespan): no I/O here, so a bad body is a 422 even while Temporal is
+    # down; the first call on it connects, and errors.py turns a failed connect into a 503.
+    client: Client = request.app.state.client
+    return client
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+ClientDep = Annotated[Client, Depends(get_client)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

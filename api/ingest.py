@@ -1,0 +1,96 @@
+"""Alerts into Temporal: one IncidentWorkflow per fingerprint.
+
+A firing alert is a signal-with-start, so a re-fire signals the running incident and a closed
+incident's fingerprint opens a new run. A resolved alert only ever signals: a resolution without a
+running incident must not start one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.schemas import IngestOutcome, Outcome
+from worker.settings import Settings
+from workflows import search_attributes as sa
+from workflows.models import Alert, IncidentInput, Phase
+
+WORKFLOW_TYPE = "IncidentWorkflow"
+# Enough to keep a large Alertmanager group quick without flooding the frontend with RPCs.
+MAX_CONCURRENT_CALLS = 16
+
+
+def search_attributes(alert: Alert) -> TypedSearchAttributes:
+    """Set at start so the incident is filterable before its first workflow task runs."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(sa.ALERT_NAME, alert.name),
+            SearchAttributePair(sa.SERVICE, alert.service),
+            SearchAttributePair(sa.SEVERITY, alert.severity),
+            SearchAttributePair(sa.ENVIRONMENT, alert.environment),
+            SearchAttributePair(sa.INCIDENT_PHASE, Phase.RECEIVED.value),
+        ]
+    )
+
+
+def _started(handle: WorkflowHandle[Any, Any]) -> bool:
+    # The server says whether signal-with-start started a run; the SDK keeps its response only here.
+    response = getattr(handle, "_start_workflow_response", None)
+    return bool(getattr(response, "started", False))
+
+
+async def _fire(client: Client, settings: Settings, alert: Alert) -> Outcome:
+    handle = await client.start_workflow(
+        WORKFLOW_TYPE,
+        IncidentInput(alert=alert, config=settings.incident_config()),
+        id=alert.workflow_id,
+        task_queue=settings.task_queue,
+        start_signal="alert",
+        start_signal_args=[alert],
+        search_attributes=search_attributes(alert),
+        rpc_timeout=settings.api_temporal_timeout,
+    )
+    return "started" if _started(handle) else "signalled"
+
+
+async def _resolve(client: Client, settings: Settings, alert: Alert) -> Outcome:
+    handle = client.get_workflow_handle(alert.workflow_id)
+    try:
+        await handle.signal("alert", alert, rpc_timeout=settings.api_temporal_timeout)
+    except RPCError as err:
+        # No incident, or only a closed one: there is nothing left to resolve.
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return "ignored"
+        raise
+    return "signalled"
+
+
+async def ingest(client: Client, settings: Settings, alerts: Sequence[Alert]) -> list[IngestOutcome]:
+    """Deliver every alert; raise if Temporal did not accept all of them (the sender retries)."""
+    gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
+
+    async def deliver(alert: Alert) -> IngestOutcome:
+        async with gate:
+            deliver_one = _fire if alert.status == "firing" else _resolve
+            outcome = await deliver_one(client, settings, alert)
+        return IngestOutcome(
+            fingerprint=alert.fingerprint,
+            incident_id=alert.workflow_id,
+            alertname=alert.name,
+            status=alert.status,
+            outcome=outcome,
+        )
+
+    # Every call finishes before we answer, so a failure never leaves a half-noticed background task.
+    results = await asyncio.gather(*(deliver(alert) for alert in alerts), return_exceptions=True)
+    outcomes: list[IngestOutcome] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        outcomes.append(result)
+    return outcomes

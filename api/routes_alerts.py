@@ -1,0 +1,46 @@
+"""Alert intake: Alertmanager, Grafana and generic JSON, all normalised to `Alert`.
+
+Each answers 202 only after Temporal accepted every alert of the request; anything else is a 4xx
+for bad input or a 503 (with Retry-After) that tells the sender to try again.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import ClientDep, SettingsDep
+from api.ingest import ingest
+from api.schemas import AlertmanagerWebhook, ErrorBody, GenericBody, GrafanaWebhook, IngestOutcome
+
+router = APIRouter(
+    prefix="/alerts",
+    tags=["alerts"],
+    responses={
+        413: {"model": ErrorBody, "description": "body larger than REMEDIATOR_MAX_BODY_BYTES"},
+        422: {"model": ErrorBody, "description": "invalid payload; `message` names the field"},
+        503: {"model": ErrorBody, "description": "Temporal unreachable; retry after Retry-After"},
+    },
+)
+
+
+@router.post("/alertmanager", status_code=status.HTTP_202_ACCEPTED)
+async def from_alertmanager(
+    payload: AlertmanagerWebhook, client: ClientDep, settings: SettingsDep
+) -> list[IngestOutcome]:
+    """Alertmanager's webhook receiver (payload version 4)."""
+    return await ingest(client, settings, [alert.to_alert("alertmanager") for alert in payload.alerts])
+
+
+@router.post("/grafana", status_code=status.HTTP_202_ACCEPTED)
+async def from_grafana(
+    payload: GrafanaWebhook, client: ClientDep, settings: SettingsDep
+) -> list[IngestOutcome]:
+    """Grafana unified alerting's webhook contact point."""
+    return await ingest(client, settings, [alert.to_alert("grafana") for alert in payload.alerts])
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def from_json(payload: GenericBody, client: ClientDep, settings: SettingsDep) -> list[IngestOutcome]:
+    """Remediator's generic JSON alert: one object or a list of them."""
+    alerts = payload if isinstance(payload, list) else [payload]
+    return await ingest(client, settings, [alert.to_alert() for alert in alerts])

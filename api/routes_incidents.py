@@ -1,0 +1,154 @@
+"""Incidents: list them from Temporal visibility, read their state, approve or reject them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from temporalio.client import Client, WorkflowExecution, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import ClientDep, SettingsDep
+from api.ingest import WORKFLOW_TYPE
+from api.schemas import FINGERPRINT_PATTERN, ErrorBody, IncidentSummary
+from worker.settings import Settings
+from workflows import search_attributes as sa
+from workflows.models import Decision, DecisionRequest, IncidentState, Phase
+
+ID_PREFIX = "incident-"
+
+router = APIRouter(
+    prefix="/incidents",
+    tags=["incidents"],
+    responses={
+        422: {"model": ErrorBody, "description": "invalid parameter; `message` names it"},
+        503: {"model": ErrorBody, "description": "Temporal or the worker did not answer"},
+    },
+)
+
+IncidentId = Annotated[
+    str,
+    Path(
+        pattern=f"^({ID_PREFIX})?{FINGERPRINT_PATTERN}$",
+        description="`incident-<fingerprint>` or just the fingerprint",
+    ),
+]
+# Values end up inside a quoted visibility-query literal: without quotes, backslashes and control
+# characters they cannot close it, so nothing can be injected into the query.
+FilterValue = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[^'\"\\\x00-\x1f\x7f]{1,200}$",
+        description="exact match; quotes, backslashes and control characters are refused",
+    ),
+]
+
+
+def workflow_id(incident_id: str) -> str:
+    return incident_id if incident_id.startswith(ID_PREFIX) else f"{ID_PREFIX}{incident_id}"
+
+
+def _summary(execution: WorkflowExecution) -> IncidentSummary:
+    attrs = execution.typed_search_attributes
+    return IncidentSummary(
+        incident_id=execution.id,
+        run_id=execution.run_id,
+        workflow_status=execution.status.name if execution.status else "UNKNOWN",
+        phase=attrs.get(sa.INCIDENT_PHASE) or "",
+        alertname=attrs.get(sa.ALERT_NAME) or "",
+        service=attrs.get(sa.SERVICE) or "",
+        severity=attrs.get(sa.SEVERITY) or "",
+        environment=attrs.get(sa.ENVIRONMENT) or "",
+        started_at=execution.start_time,
+        closed_at=execution.close_time,
+    )
+
+
+@router.get("")
+async def list_incidents(
+    client: ClientDep,
+    settings: SettingsDep,
+    phase: Annotated[Phase | None, Query()] = None,
+    alertname: FilterValue = None,
+    service: FilterValue = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[IncidentSummary]:
+    """Incidents from Temporal's visibility store (at most `limit`), optionally filtered."""
+    clauses = [f"WorkflowType='{WORKFLOW_TYPE}'"]
+    for key, value in ((sa.INCIDENT_PHASE, phase), (sa.ALERT_NAME, alertname), (sa.SERVICE, service)):
+        if value is not None:
+            clauses.append(f"{key.name}='{value}'")
+    executions = client.list_workflows(
+        " AND ".join(clauses), limit=limit, rpc_timeout=settings.api_temporal_timeout
+    )
+    return [_summary(execution) async for execution in executions]
+
+
+async def _not_running(handle: WorkflowHandle[object, object], settings: Settings) -> HTTPException:
+    """NOT_FOUND means either no such incident (404) or a closed one (409); describe tells which."""
+    try:
+        description = await handle.describe(rpc_timeout=settings.api_temporal_timeout)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return HTTPException(404, f"no incident {handle.id}")
+        raise
+    status = description.status.name if description.status else "closed"
+    return HTTPException(409, f"incident {handle.id} is no longer running ({status})")
+
+
+@router.get("/{incident_id}", responses={404: {"model": ErrorBody}})
+async def get_incident(incident_id: IncidentId, client: ClientDep, settings: SettingsDep) -> IncidentState:
+    """The incident's `state` query: phase, alert, diagnosis, plan, approvals, actions, timeline."""
+    handle = client.get_workflow_handle(workflow_id(incident_id))
+    try:
+        return await handle.query(
+            "state", result_type=IncidentState, rpc_timeout=settings.api_temporal_timeout
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise HTTPException(404, f"no incident {handle.id}") from err
+        raise
+
+
+async def _decide(
+    client: Client, settings: Settings, incident_id: str, request: DecisionRequest
+) -> IncidentState:
+    handle = client.get_workflow_handle(workflow_id(incident_id))
+    try:
+        return await handle.execute_update(
+            "decide", request, result_type=IncidentState, rpc_timeout=settings.api_temporal_timeout
+        )
+    except WorkflowUpdateFailedError as err:
+        # The workflow's validator said no: not awaiting approval, or this approver already decided.
+        reason = getattr(err.cause, "message", None) or str(err.cause)
+        raise HTTPException(409, f"incident {handle.id} refused the decision: {reason}") from err
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+        raise await _not_running(handle, settings) from err
+
+
+DECISION_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "no such incident"},
+    409: {"model": ErrorBody, "description": "not awaiting approval, approver already decided, or closed"},
+}
+
+
+@router.post("/{incident_id}/approve", responses=DECISION_RESPONSES)
+async def approve(
+    incident_id: IncidentId, decision: Decision, client: ClientDep, settings: SettingsDep
+) -> IncidentState:
+    """Approve the plan (the `decide` update); answers with the incident's state after it."""
+    return await _decide(
+        client, settings, incident_id, DecisionRequest(approve=True, **decision.model_dump())
+    )
+
+
+@router.post("/{incident_id}/reject", responses=DECISION_RESPONSES)
+async def reject(
+    incident_id: IncidentId, decision: Decision, client: ClientDep, settings: SettingsDep
+) -> IncidentState:
+    """Reject the plan (the `decide` update); answers with the incident's state after it."""
+    return await _decide(
+        client, settings, incident_id, DecisionRequest(approve=False, **decision.model_dump())
+    )

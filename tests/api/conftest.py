@@ -1,0 +1,76 @@
+"""API test fixtures: our app served by a real uvicorn on a free port, against the real dev server.
+
+Two apps on two task queues keep the tests apart: `idle` has no worker, so incidents stay exactly
+as the API left them; `live` has a real worker, so incidents progress and answer queries.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from api.app import create_app
+from tests.api.support import LIVE_SERVICE, serve
+from worker.devserver import DevServer
+from worker.main import build_worker
+from worker.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def idle_settings() -> Settings:
+    return Settings(task_queue=f"api-idle-{uuid.uuid4().hex[:8]}", api_temporal_timeout=timedelta(seconds=2))
+
+
+@pytest.fixture(scope="session")
+async def idle_api(dev_server: DevServer, idle_settings: Settings) -> AsyncIterator[str]:
+    async with serve(create_app(idle_settings, dev_server.address)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def idle_http(idle_api: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=idle_api, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def live_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    state = tmp_path_factory.mktemp("api-live")
+    inventory = state / "inventory.yml"
+    inventory.write_text(
+        "all:\n  hosts:\n    localhost:\n"
+        f"      ansible_connection: local\n      ansible_python_interpreter: {sys.executable}\n"
+        f"      restart_commands:\n        {LIVE_SERVICE}: 'true'\n"
+    )
+    return Settings(
+        task_queue=f"api-live-{uuid.uuid4().hex[:8]}",
+        state_dir=state,
+        ansible_inventory=str(inventory),
+        verify_timeout=timedelta(seconds=20),
+    )
+
+
+@pytest.fixture(scope="session")
+async def live_worker(dev_client: Client, live_settings: Settings) -> AsyncIterator[None]:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-test-activity") as pool:
+        async with build_worker(dev_client, live_settings, pool):
+            yield
+
+
+@pytest.fixture(scope="session")
+async def live_api(dev_server: DevServer, live_settings: Settings, live_worker: None) -> AsyncIterator[str]:
+    async with serve(create_app(live_settings, dev_server.address)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def live_http(live_api: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_api, timeout=60) as http:
+        yield http

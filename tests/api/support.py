@@ -1,0 +1,94 @@
+"""Helpers of the API tests: payload fixtures, an in-process uvicorn server, polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from worker.devserver import free_port
+from workflows.models import IncidentState, Phase
+
+FIXTURES = Path(__file__).parent / "fixtures"
+# The service the live tests' alerts name; the test inventory restarts it with a harmless command.
+LIVE_SERVICE = "api-test-svc"
+
+
+def load(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def uniquely(payload: Any, token: str | None = None) -> Any:
+    """A copy whose fingerprints and labels are this test's own, so tests never share incidents."""
+    token = token or uuid.uuid4().hex[:8]
+    payload = copy.deepcopy(payload)
+    alerts = payload.get("alerts", [payload]) if isinstance(payload, dict) else payload
+    for alert in alerts:
+        alert.setdefault("labels", {})["test_run"] = token
+        if alert.get("fingerprint"):
+            alert["fingerprint"] = f"{alert['fingerprint']}-{token}"
+    return payload
+
+
+class _Server(uvicorn.Server):
+    # pytest owns the signal handlers; an in-process test server must not take them over.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on a free port in this event loop; yields its base URL."""
+    port = free_port()
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # a failed startup raises here instead of hanging the test
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def wait_for(check: Any, timeout: float = 60.0, every: float = 0.25) -> Any:
+    """Poll an async `check` until it returns something truthy; fail with its last value otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+async def state_of(http: httpx.AsyncClient, incident_id: str) -> IncidentState:
+    response = await http.get(f"/incidents/{incident_id}")
+    assert response.status_code == 200, response.text
+    return IncidentState.model_validate(response.json())
+
+
+async def wait_for_phase(http: httpx.AsyncClient, incident_id: str, *phases: Phase) -> IncidentState:
+    async def reached() -> IncidentState | None:
+        response = await http.get(f"/incidents/{incident_id}")
+        if response.status_code != 200:
+            return None
+        state = IncidentState.model_validate(response.json())
+        return state if state.phase in phases else None
+
+    result: IncidentState = await wait_for(reached, timeout=90)
+    return result

@@ -1,0 +1,189 @@
+"""The real Prometheus Alertmanager delivering to our API: one incident per alert, resolutions arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+import yaml
+from temporalio.client import Client
+
+from api.app import create_app
+from tests.api.support import LIVE_SERVICE, state_of, wait_for, wait_for_phase
+from worker.devserver import free_port
+from worker.settings import REPO_ROOT, Settings
+from workflows.models import Phase
+
+pytestmark = [pytest.mark.alertmanager, pytest.mark.integration, pytest.mark.ansible]
+
+CONFIG = """\
+route:
+  receiver: remediator
+  group_by: [alertname, instance]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: remediator
+    webhook_configs:
+      - url: {url}/alerts/alertmanager
+        send_resolved: true
+"""
+
+
+EXAMPLE = REPO_ROOT / "deploy" / "alertmanager.yml"
+
+
+def binary(*names: str) -> str:
+    found = next((path for name in names if (path := shutil.which(name))), None)
+    if not found:
+        raise FileNotFoundError(
+            f"{names[0]} is missing: apt-get install -y prometheus-alertmanager (make test does)"
+        )
+    return found
+
+
+def test_example_config_is_valid_and_points_at_our_route() -> None:
+    checked = subprocess.run([binary("amtool"), "check-config", str(EXAMPLE)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    config = yaml.safe_load(EXAMPLE.read_text())
+    [hook] = next(r for r in config["receivers"] if r["name"] == "remediator")["webhook_configs"]
+    assert hook["send_resolved"] is True
+    path = urlparse(hook["url"]).path
+    assert path == "/alerts/alertmanager"
+    assert "post" in create_app(Settings()).openapi()["paths"][path]
+
+
+@dataclass
+class Alertmanager:
+    url: str
+    http: httpx.AsyncClient
+
+    async def post(self, alerts: list[dict[str, Any]]) -> None:
+        response = await self.http.post(f"{self.url}/api/v2/alerts", json=alerts)
+        assert response.status_code == 200, response.text
+
+    async def fingerprints(self, environment: str) -> dict[str, str]:
+        """instance label -> Alertmanager's fingerprint, for the alerts it holds for `environment`."""
+        response = await self.http.get(
+            f"{self.url}/api/v2/alerts", params={"filter": f'environment="{environment}"'}
+        )
+        assert response.status_code == 200, response.text
+        return {a["labels"]["instance"]: a["fingerprint"] for a in response.json()}
+
+
+@pytest.fixture
+async def alertmanager(live_api: str, tmp_path: Path) -> AsyncIterator[Alertmanager]:
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(CONFIG.format(url=live_api))
+    port = free_port()
+    log = (tmp_path / "alertmanager.log").open("wb")
+    process = subprocess.Popen(
+        [
+            binary("prometheus-alertmanager", "alertmanager"),
+            f"--config.file={config}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",  # no gossip: a single, private instance
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            async def ready() -> bool:
+                if process.poll() is not None:
+                    raise RuntimeError(f"alertmanager exited: {(tmp_path / 'alertmanager.log').read_text()}")
+                try:
+                    return (await http.get(f"{url}/-/ready")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_for(ready, timeout=30, every=0.1)
+            yield Alertmanager(url=url, http=http)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def alerts(environment: str, ends_at: datetime | None = None) -> list[dict[str, Any]]:
+    """Two alerts the catalogue can fix; each test run has an environment label of its own."""
+    starts_at = datetime.now(UTC) - timedelta(minutes=1)
+    labels = {
+        "alertname": "ServiceDown",
+        "service": LIVE_SERVICE,
+        "severity": "critical",
+        "environment": environment,
+    }
+    return [
+        {
+            "labels": {**labels, "instance": instance},
+            "annotations": {"summary": f"{LIVE_SERVICE} on {instance} is down"},
+            "startsAt": starts_at.isoformat(),
+            **({"endsAt": ends_at.isoformat()} if ends_at else {}),
+            "generatorURL": "http://prometheus.test/graph?g0.expr=up%3D%3D0",
+        }
+        for instance in ("node-a:9100", "node-b:9100")
+    ]
+
+
+async def incidents_of(client: Client, environment: str) -> list[str]:
+    query = f"WorkflowType='IncidentWorkflow' AND Environment='{environment}'"
+    return [execution.id async for execution in client.list_workflows(query)]
+
+
+async def test_alertmanager_webhooks_make_one_incident_per_alert_and_resolve_them(
+    alertmanager: Alertmanager, live_http: httpx.AsyncClient, dev_client: Client
+) -> None:
+    environment = f"am-{uuid.uuid4().hex[:8]}"
+    await alertmanager.post(alerts(environment))
+    fingerprints = await wait_for(lambda: _both(alertmanager, environment), timeout=15)
+    expected = sorted(f"incident-{fp}" for fp in fingerprints.values())
+
+    async def started() -> list[str] | None:
+        found = sorted(await incidents_of(dev_client, environment))
+        return found if found == expected else None
+
+    await wait_for(started, timeout=30)
+    for incident_id in expected:
+        await wait_for_phase(live_http, incident_id, Phase.AWAITING_APPROVAL)
+
+    # Alertmanager re-sends on restarts and repeats; re-posting the same alerts must not add incidents.
+    await alertmanager.post(alerts(environment))
+    await asyncio.sleep(3)  # several group intervals for any extra notification to arrive
+    assert sorted(await incidents_of(dev_client, environment)) == expected
+    for incident_id in expected:
+        runs = await dev_client.count_workflows(f"WorkflowId='{incident_id}'")
+        assert runs.count == 1, incident_id
+        state = await state_of(live_http, incident_id)
+        assert (state.alert.source, state.alert.environment) == ("alertmanager", environment)
+
+    # endsAt in the past resolves them; Alertmanager then sends `resolved`, which cancels the pending fix.
+    await alertmanager.post(alerts(environment, ends_at=datetime.now(UTC) - timedelta(seconds=1)))
+    for incident_id in expected:
+        final = await wait_for_phase(live_http, incident_id, Phase.CANCELLED)
+        assert final.resolved_at is not None, final.timeline
+        assert final.alert_updates >= 2
+        assert any(e.event == "alert resolved" for e in final.timeline)
+    assert sorted(await incidents_of(dev_client, environment)) == expected, (
+        "a resolution never opens an incident"
+    )
+
+
+async def _both(alertmanager: Alertmanager, environment: str) -> dict[str, str] | None:
+    fingerprints = await alertmanager.fingerprints(environment)
+    return fingerprints if len(fingerprints) == 2 else None

@@ -1,0 +1,7 @@
+variable "effects_file" {
+  type = string
+}
+
+resource "terraform_data" "item" {
+  input = 
+}

@@ -1,0 +1,35 @@
+"""A tiny workflow around `investigate`, the entry point IncidentWorkflow calls while diagnosing."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.investigation import InvestigationResult, investigate
+    from workflows.models import Alert, Diagnosis, Evidence
+
+
+class InvestigateInput(BaseModel):
+    alert: Alert
+    evidence: Evidence
+    heuristic: Diagnosis
+
+
+class InvestigateOutput(BaseModel):
+    result: InvestigationResult
+    timeline: list[str]
+
+
+@workflow.defn(name="InvestigateTestWorkflow")
+class InvestigateWorkflow:
+    @workflow.run
+    async def run(self, inp: InvestigateInput) -> InvestigateOutput:
+        timeline: list[str] = []
+        result = await investigate(
+            inp.alert,
+            inp.evidence,
+            inp.heuristic,
+            lambda event, detail: timeline.append(f"{event} | {detail}"),
+        )
+        return InvestigateOutput(result=result, timeline=timeline)

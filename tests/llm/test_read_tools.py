@@ -1,0 +1,88 @@
+"""The investigation's own read tools: `metrics.query` against a real Prometheus, `probe.http` over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.metrics import MetricsActivities
+from activities.probe import ProbeActivities
+from tests.llm.fake_openai import FakeOpenAI
+from worker.devserver import free_port
+from worker.settings import Settings
+from workflows.investigation_models import ProbeRequest, PromQuery
+
+PROMETHEUS = "/usr/bin/prometheus"
+
+
+@pytest.fixture(scope="module")
+async def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """Debian's Prometheus with no targets: constant expressions such as vector(42) need none."""
+    folder = tmp_path_factory.mktemp("prometheus")
+    (folder / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(folder / "log").open("w"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(100):
+                try:
+                    if (await http.get(f"{url}/-/ready")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"Prometheus did not become ready: {(folder / 'log').read_text()[-2000:]}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_instant_and_range_queries(prometheus_url: str, tmp_path: Path) -> None:
+    metrics = MetricsActivities(Settings(prometheus_url=prometheus_url, state_dir=tmp_path))
+
+    instant = await metrics.query(PromQuery(query="vector(42)"))
+    ranged = await metrics.query(PromQuery(query="vector(1)", range_minutes=5))
+
+    assert (instant.kind, instant.value, instant.error) == ("instant", 42.0, "")
+    assert ranged.kind == "range" and len(ranged.points) >= 5 and {v for _, v in ranged.points} == {1.0}
+
+
+async def test_bad_promql_is_an_answer_the_model_can_read(prometheus_url: str, tmp_path: Path) -> None:
+    metrics = MetricsActivities(Settings(prometheus_url=prometheus_url, state_dir=tmp_path))
+    sample = await metrics.query(PromQuery(query="sum(rate(http_requests_total[5m]"))
+    assert sample.value is None and "parse error" in sample.error
+
+
+async def test_without_prometheus_the_tool_fails_for_good(tmp_path: Path) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        await MetricsActivities(Settings(prometheus_url="", state_dir=tmp_path)).query(PromQuery(query="up"))
+    assert caught.value.non_retryable and "REMEDIATOR_PROMETHEUS_URL" in caught.value.message
+
+
+async def test_probe(fake_llm: FakeOpenAI, tmp_path: Path) -> None:
+    probe = ProbeActivities(Settings(state_dir=tmp_path))
+    down = await probe.probe(ProbeRequest(url=f"{fake_llm.root}/health/503"))
+    up = await probe.probe(ProbeRequest(url=f"{fake_llm.root}/health/200"))
+    refused = await probe.probe(ProbeRequest(url=f"http://127.0.0.1:{free_port()}/health"))
+
+    assert (down.ok, down.status, down.error) == (False, 503, "HTTP 503")
+    assert (up.ok, up.status) == (True, 200)
+    assert not refused.ok and refused.error.startswith("ConnectError")

@@ -1,0 +1,208 @@
+"""Incident memory and runbooks: SQLite file, BM25 always, vectors from a real /embeddings endpoint."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from activities.llm import make_client
+from activities.memory import (
+    Embedder,
+    MemoryActivities,
+    MemoryStore,
+    build_store,
+    category_priors,
+    runbook_documents,
+    tokens,
+)
+from tests.llm.fake_openai import FakeOpenAI
+from worker.settings import REPO_ROOT, Settings
+from workflows.actions import AnsibleAction
+from workflows.investigation_models import MemoryQuery
+from workflows.models import Alert, Diagnosis, IncidentState, Phase, Plan, PlannedAction, TimelineEntry
+
+
+def closed_incident(
+    fingerprint: str, alert_name: str, service: str, category: str, phase: Phase, summary: str
+) -> IncidentState:
+    alert = Alert(
+        fingerprint=fingerprint,
+        labels={"alertname": alert_name, "service": service, "severity": "critical"},
+        annotations={"summary": summary},
+    )
+    action = AnsibleAction(
+        name="restart-service", playbook="restart_service.yml", extravars={"service": service}
+    )
+    return IncidentState(
+        incident_id=f"incident-{fingerprint}",
+        phase=phase,
+        alert=alert,
+        evidence_summary=summary,
+        diagnosis=Diagnosis(category=category, confidence=0.8, explanation=summary),  # type: ignore[arg-type]
+        plan=Plan(summary=f"restart {service}", actions=[PlannedAction(step="restart", action=action)]),
+        timeline=[TimelineEntry(at=datetime(2026, 3, 1, tzinfo=UTC), phase=phase, event="closed")],
+    )
+
+
+PAST = [
+    closed_incident(
+        "a1", "ServiceDown", "checkout", "dependency_down", Phase.RESOLVED, "checkout health answers 503"
+    ),
+    closed_incident(
+        "a2",
+        "KubePodCrashLooping",
+        "payments",
+        "oom",
+        Phase.RESOLVED,
+        "payments container OOMKilled exit code 137",
+    ),
+    closed_incident(
+        "a3",
+        "DiskFull",
+        "postgres",
+        "disk_full",
+        Phase.ESCALATED,
+        "No space left on device on /var/lib/postgresql",
+    ),
+    closed_incident(
+        "a4", "ServiceDown", "checkout", "network", Phase.ROLLED_BACK, "checkout health timed out"
+    ),
+]
+
+
+async def remember(store: MemoryStore) -> None:
+    activities = MemoryActivities(store)
+    for state in PAST:
+        await activities.record_incident(state)
+
+
+def test_tokens_split_alert_names_and_drop_glue_words() -> None:
+    assert tokens("KubePodCrashLooping on the checkout-7d9f") == [
+        "kubepodcrashlooping",
+        "kube",
+        "pod",
+        "crash",
+        "looping",
+        "checkout",
+        "7d9f",
+    ]
+
+
+async def test_keyword_recall_of_past_incidents(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "memory.sqlite3")
+    await remember(store)
+
+    found = await store.search(MemoryQuery(text="payments pod OOMKilled again", kind="incident"))
+
+    assert found.hits[0].id == "incident:incident-a2:2026-03-01T00:00:00+00:00"
+    assert (found.hits[0].category, found.hits[0].outcome, found.hits[0].matched_by) == (
+        "oom",
+        "Resolved",
+        ["bm25"],
+    )
+    assert "action restart restart-service" in found.hits[0].snippet
+    assert found.note == ""
+
+
+async def test_recording_twice_keeps_one_document_and_survives_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "memory.sqlite3"
+    await remember(MemoryStore(path))
+    await remember(MemoryStore(path))  # a retried activity, then a worker restart
+
+    found = await MemoryStore(path).search(MemoryQuery(text="postgres space", kind="incident", limit=20))
+    assert [h.id for h in found.hits].count("incident:incident-a3:2026-03-01T00:00:00+00:00") == 1
+    assert path.exists()
+
+
+async def test_priors_weight_categories_of_similar_incidents(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "memory.sqlite3")
+    await remember(store)
+    alert = Alert(fingerprint="n1", labels={"alertname": "ServiceDown", "service": "checkout"})
+
+    priors = await store.priors_for(alert)
+
+    # two checkout outages: the resolved one counts fully, the rolled-back one half
+    assert set(priors) >= {"dependency_down", "network"}
+    assert priors["dependency_down"] > priors["network"] > 0
+    assert abs(sum(priors.values()) - 1.0) < 0.01
+    assert category_priors([]) == {}
+
+
+def write_runbooks(folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / "oom.md").write_text(
+        "# OOM kills\n\nIntro.\n\n## Symptoms\nExit code 137, reason OOMKilled.\n\n## Fix\nRaise the limit.\n"
+    )
+    (folder / "certs.md").write_text("# Certificates\n\n## Expiry\nRenew with certbot before notAfter.\n")
+
+
+async def test_runbooks_follow_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "runbooks"
+    write_runbooks(folder)
+    store = MemoryStore(tmp_path / "memory.sqlite3", runbook_dir=folder)
+
+    found = await store.search(MemoryQuery(text="container exit code 137", kind="runbook"))
+    assert found.hits[0].title == "OOM kills / Symptoms"
+    assert found.hits[0].id == "runbook:oom.md#1"
+
+    (folder / "certs.md").write_text("# Certificates\n\n## Expiry\nRenew with cert-manager, not certbot.\n")
+    (folder / "oom.md").unlink()
+    renewed = await store.search(MemoryQuery(text="renew cert-manager OOMKilled", kind="runbook"))
+    assert [h.title for h in renewed.hits] == ["Certificates / Expiry"]
+    assert "cert-manager" in renewed.hits[0].snippet
+
+
+def test_shipped_runbooks_index_by_section() -> None:
+    docs = list(runbook_documents(REPO_ROOT / "deploy" / "runbooks"))
+    titles = {d.title for d in docs}
+    assert "Service down: the health endpoint refuses connections / Remediation" in titles
+    assert "OOMKilled containers and memory leaks / Symptoms" in titles
+    assert all(d.body.startswith(d.title.split(" / ")[0]) for d in docs)
+
+
+async def test_vectors_join_keywords_when_an_embedding_model_is_set(
+    tmp_path: Path, fake_llm: FakeOpenAI
+) -> None:
+    settings = Settings(
+        memory_path=tmp_path / "memory.sqlite3",
+        runbook_dir=tmp_path / "none",
+        llm_base_url=fake_llm.base_url,
+        llm_api_key="test-key",  # type: ignore[arg-type]
+        embedding_model="embed-small",
+    )
+    store = build_store(settings)
+    await remember(store)
+    before = len(fake_llm.requests)
+
+    found = await store.search(MemoryQuery(text="checkout health answers 503", kind="incident"))
+
+    assert found.hits[0].id == "incident:incident-a1:2026-03-01T00:00:00+00:00"
+    assert found.hits[0].matched_by == ["bm25", "vector"]
+    # documents are embedded once and kept; later searches embed only the query
+    document_batch, query = fake_llm.requests[before:]
+    assert (len(document_batch["input"]), query["input"], query["model"]) == (
+        4,
+        ["checkout health answers 503"],
+        "embed-small",
+    )
+    await store.search(MemoryQuery(text="disk space", kind="incident"))
+    assert [len(r["input"]) for r in fake_llm.requests[before + 2 :]] == [1]
+
+
+async def test_broken_embeddings_fall_back_to_keywords(tmp_path: Path, fake_llm: FakeOpenAI) -> None:
+    client = make_client(fake_llm.base_url, Settings().llm_api_key, timeout=5)
+    store = MemoryStore(tmp_path / "memory.sqlite3", embedder=Embedder(client, "embed-small"))
+    await remember(store)
+    fake_llm.broken_embeddings = True
+    try:
+        found = await store.search(MemoryQuery(text="postgres No space left on device", kind="incident"))
+    finally:
+        fake_llm.broken_embeddings = False
+
+    assert found.hits[0].category == "disk_full" and found.hits[0].matched_by == ["bm25"]
+    assert found.note.startswith("vector search unavailable, keywords only: InternalServerError")
+
+
+async def test_empty_memory_says_so(tmp_path: Path) -> None:
+    found = await MemoryStore(tmp_path / "m.sqlite3").search(MemoryQuery(text="anything"))
+    assert (found.hits, found.note) == ([], "memory is empty")

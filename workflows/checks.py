@@ -1,0 +1,149 @@
+"""Reads a playbook may make (`check` and `verify` steps): one model per kind, joined in `CheckSpec`.
+
+Each kind is one read activity that already exists (for evidence, and as the investigation's
+tools): its fields are that activity's input plus `type`, and it declares its output model, so a
+template such as `${steps.probe.status}` is checked before anything runs.
+
+| type                          | activity                      | output            |
+|-------------------------------|-------------------------------|-------------------|
+| `probe`                       | `probe.http`                  | `ProbeResult`     |
+| `prometheus`                  | `metrics.query`               | `MetricSample`    |
+| `evidence`                    | `gather_evidence` (the alert) | `Evidence`        |
+| `kubernetes.pods`             | the same name                 | `PodList`         |
+| `kubernetes.deployments`      | the same name                 | `DeploymentList`  |
+| `kubernetes.events`           | the same name                 | `EventList`       |
+| `kubernetes.logs`             | the same name                 | `PodLogs`         |
+| `kubernetes.rollout_history`  | the same name                 | `RolloutHistory`  |
+| `preview`                     | `<executor>.preview`          | `ActionOutcome`   |
+
+`preview` reads through an executor (terraform plan, a Kubernetes server-side dry run); by the
+executors' contract it never changes anything.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from workflows.actions import ActionSpec
+from workflows.investigation_models import ProbeRequest, PromQuery
+from workflows.kube_reads import (
+    DeploymentList,
+    DeploymentsQuery,
+    EventList,
+    EventsQuery,
+    LogsQuery,
+    PodList,
+    PodLogs,
+    PodsQuery,
+    RolloutHistory,
+    RolloutHistoryQuery,
+)
+from workflows.models import ActionOutcome, ActionRequest, Alert, Evidence, MetricSample, ProbeResult
+
+
+class _Read(BaseModel):
+    """A check that is one read activity: the model's fields (but `type`) are the activity's input."""
+
+    model_config = ConfigDict(extra="forbid")
+    ACTIVITY: ClassVar[str]
+    INPUT: ClassVar[type[BaseModel]]
+    OUTPUT: ClassVar[type[BaseModel]]
+
+    @property
+    def activity(self) -> str:
+        return self.ACTIVITY
+
+    def request(self, incident_id: str, step: str, alert: Alert) -> BaseModel:
+        return self.INPUT.model_validate(self.model_dump(exclude={"type"}))
+
+
+class ProbeCheck(_Read, ProbeRequest):
+    """One HTTP GET; `ok` means a 2xx answer."""
+
+    ACTIVITY, INPUT, OUTPUT = "probe.http", ProbeRequest, ProbeResult
+    type: Literal["probe"] = "probe"
+
+
+class PrometheusCheck(_Read, PromQuery):
+    """A PromQL query: instant, or a range over the last `range_minutes`. Series values are summed."""
+
+    ACTIVITY, INPUT, OUTPUT = "metrics.query", PromQuery, MetricSample
+    type: Literal["prometheus"] = "prometheus"
+
+
+class PodsCheck(_Read, PodsQuery):
+    ACTIVITY, INPUT, OUTPUT = "kubernetes.pods", PodsQuery, PodList
+    type: Literal["kubernetes.pods"] = "kubernetes.pods"
+
+
+class DeploymentsCheck(_Read, DeploymentsQuery):
+    ACTIVITY, INPUT, OUTPUT = "kubernetes.deployments", DeploymentsQuery, DeploymentList
+    type: Literal["kubernetes.deployments"] = "kubernetes.deployments"
+
+
+class EventsCheck(_Read, EventsQuery):
+    ACTIVITY, INPUT, OUTPUT = "kubernetes.events", EventsQuery, EventList
+    type: Literal["kubernetes.events"] = "kubernetes.events"
+
+
+class LogsCheck(_Read, LogsQuery):
+    ACTIVITY, INPUT, OUTPUT = "kubernetes.logs", LogsQuery, PodLogs
+    type: Literal["kubernetes.logs"] = "kubernetes.logs"
+
+
+class RolloutHistoryCheck(_Read, RolloutHistoryQuery):
+    ACTIVITY, INPUT, OUTPUT = "kubernetes.rollout_history", RolloutHistoryQuery, RolloutHistory
+    type: Literal["kubernetes.rollout_history"] = "kubernetes.rollout_history"
+
+
+class EvidenceCheck(_Read):
+    """Everything the evidence gatherer knows about the alert: probe, metrics, pods, events, logs."""
+
+    ACTIVITY, INPUT, OUTPUT = "gather_evidence", Alert, Evidence
+    type: Literal["evidence"] = "evidence"
+
+    def request(self, incident_id: str, step: str, alert: Alert) -> BaseModel:
+        return alert
+
+
+class PreviewCheck(_Read):
+    """An executor's preview of an action: what it would do, read without changing anything."""
+
+    INPUT, OUTPUT = ActionRequest, ActionOutcome
+    type: Literal["preview"] = "preview"
+    action: ActionSpec
+
+    @property
+    def activity(self) -> str:
+        return f"{self.action.executor}.preview"
+
+    def request(self, incident_id: str, step: str, alert: Alert) -> BaseModel:
+        return ActionRequest(incident_id=incident_id, step=step, action=self.action)
+
+
+_KINDS = (
+    ProbeCheck,
+    PrometheusCheck,
+    EvidenceCheck,
+    PodsCheck,
+    DeploymentsCheck,
+    EventsCheck,
+    LogsCheck,
+    RolloutHistoryCheck,
+    PreviewCheck,
+)
+CheckSpec = Annotated[
+    ProbeCheck
+    | PrometheusCheck
+    | EvidenceCheck
+    | PodsCheck
+    | DeploymentsCheck
+    | EventsCheck
+    | LogsCheck
+    | RolloutHistoryCheck
+    | PreviewCheck,
+    Field(discriminator="type"),
+]
+CHECK_OUTPUTS: dict[str, type[BaseModel]] = {str(k.model_fields["type"].default): k.OUTPUT for k in _KINDS}
