@@ -22,11 +22,10 @@ Alert text is attacker-controlled:
     leading `-` that ssh would take as an option), and with an inventory configured the wrapper
     refuses it unless it is a host of that inventory (`all` or a group name would widen the run).
 
-Stopping: ansible's worker processes call setsid, so killing ansible-playbook's process group (what
-ansible-runner does) leaves the running task behind. On cancel or timeout we send SIGTERM, which
-ansible-playbook forwards to its workers, and let ansible-runner SIGKILL only after `STOP_GRACE`.
-A shim (`_SHIM`) asks the kernel to SIGTERM ansible-playbook when the worker dies (PR_SET_PDEATHSIG,
-Linux), so a killed worker leaves nothing running either.
+Stopping: ansible-playbook runs under `activities.ansible_supervisor`, which stops its whole process
+tree on SIGTERM (ansible's workers call setsid, so killing a process group, as ansible-runner does,
+would leave the running task behind) and gets that SIGTERM from the kernel when the worker dies. On
+cancel or timeout we send it SIGTERM, and ansible-runner SIGKILLs only after `STOP_GRACE`.
 """
 
 from __future__ import annotations
@@ -73,16 +72,6 @@ _STAT_KEYS = {
     "skipped": "skipped",
 }
 _RC_PARSER_ERROR = 4  # ansible-playbook's exit code for a playbook it cannot parse
-
-# Runs as `python -c _SHIM <worker pid> <ansible-playbook> args...`: ask the kernel to SIGTERM this
-# process when the worker thread that spawned it dies, then become ansible-playbook (exec keeps it).
-_SHIM = """
-import ctypes, os, signal, sys
-pass
-if os.getppid() != int(sys.argv[1]):
-    sys.exit("remediator: the worker exited before ansible-playbook started")
-os.execv(sys.argv[2], sys.argv[2:])
-"""
 
 _GUARD_TASK = "remediator: refuse an alert host that is a group or not in the inventory"
 _READ_TASK = "remediator: read the markers"
@@ -309,7 +298,7 @@ class _Run:
         data = event.get("event_data", {})
         host, task, res = data.get("host", ""), data.get("task", ""), data.get("res", {})
         ours = str(data.get("task_path", "")).startswith(self.wrapper)
-        if task and not ours:
+        if task:
             self.progress = f"{host} {task}".strip()
             activity.heartbeat(self.progress)
         if kind == "runner_on_failed" and not data.get("ignore_errors"):
@@ -350,9 +339,14 @@ class _Run:
                 self.stop_reason = "timed out"
             else:
                 return False
-            if self.pid is None:
-                return True
-            return True
+            try:
+                # The supervisor leads ansible-playbook's process group (ansible-runner gave it a session).
+                supervisor = os.getpgid(self.pid) if self.pid else None
+            except ProcessLookupError:
+                supervisor = None
+            if supervisor is None or supervisor == os.getpgrp():
+                return True  # no event yet, so no ansible worker yet: ansible-runner's SIGKILL is enough
+            os.kill(supervisor, signal.SIGTERM)
             self.stop_sent = time.monotonic()
         return time.monotonic() - self.stop_sent > STOP_GRACE
 
@@ -433,7 +427,8 @@ class AnsibleExecutor:
             # A file, because ansible-runner drops a `settings=` dict when env/settings does not exist.
             Path(private_dir, "env", "settings").write_text(json.dumps({"pexpect_timeout": _POLL_SECONDS}))
             run = _Run(wrapper=str(wrapper), deadline=_deadline())
-            argv = [sys.executable, "-c", _SHIM, str(os.getpid()), self._ansible_playbook, str(wrapper)]
+            supervisor = [sys.executable, "-m", "activities.ansible_supervisor", str(os.getpid())]
+            argv = [*supervisor, self._ansible_playbook, str(wrapper)]
             # The host pattern is copied from the operator's playbook, so Ansible may template it: an
             # inline -e is trusted, unlike the file above.
             argv += ["-e", json.dumps({"remediator_hosts": play_hosts(path)})]

@@ -19,13 +19,20 @@ uncertain); below 0.2 the answer is `unknown`.
 
 A refused connection with nothing else is `dependency_down` at 0.45: the probed endpoint is
 something callers depend on and it is down, but nothing says why, hence the low confidence.
+
+Memory of past incidents (activities/memory.py) is a prior too: a category's share among similar
+closed incidents adds at most MEMORY_WEIGHT, and only to a category whose own evidence already
+clears MIN_CONFIDENCE. It can break a near tie; it cannot create a diagnosis. When it changed the
+answer, the explanation says so.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from temporalio import activity
 
@@ -39,6 +46,7 @@ TIE_MARGIN = 0.1
 TIE_FACTOR = 0.85
 MIN_CONFIDENCE = 0.2
 PRIOR_WEIGHT = 0.1
+MEMORY_WEIGHT = 0.1
 
 # The alert name is a prior: it adds a little to a category that the evidence already supports,
 # and never creates one (alerts are named for symptoms, and often for the wrong ones).
@@ -103,8 +111,23 @@ def _prior(alert: Alert, category: DiagnosisCategory) -> Signal | None:
     return None
 
 
-def rank(request: DiagnoseRequest) -> list[Candidate]:
-    """Every category with evidence for it, most likely first."""
+def _combine(support: list[Signal], against: list[Signal]) -> float:
+    disbelief = 1.0
+    for s in support:
+        disbelief *= 1 - s.weight
+    confidence = 1 - disbelief
+    for s in against:
+        confidence *= 1 + s.weight
+    return confidence
+
+
+def _memory(category: DiagnosisCategory, share: float) -> Signal:
+    reason = f"{share:.0%} of similar past incidents were {category}"
+    return Signal(category, round(MEMORY_WEIGHT * share, 3), "memory_prior", reason, "memory", f"{share:.2f}")
+
+
+def rank(request: DiagnoseRequest, priors: Mapping[str, float] | None = None) -> list[Candidate]:
+    """Every category with evidence for it, most likely first; `priors` are memory's category shares."""
     ctx = Context(request.alert, request.evidence)
     by_category: dict[DiagnosisCategory, list[Signal]] = {}
     for rule in RULES:
@@ -119,12 +142,11 @@ def rank(request: DiagnoseRequest) -> list[Candidate]:
         if prior := _prior(request.alert, category):
             support.append(prior)
         against = [s for s in chosen if s.weight < 0]
-        disbelief = 1.0
-        for s in support:
-            disbelief *= 1 - s.weight
-        confidence = 1 - disbelief
-        for s in against:
-            confidence *= 1 + s.weight
+        confidence = _combine(support, against)
+        share = (priors or {}).get(category, 0.0)
+        if share > 0 and confidence >= MIN_CONFIDENCE:
+            support.append(_memory(category, share))
+            confidence = _combine(support, against)
         candidates.append(Candidate(category, min(confidence, CAP), support, against))
     return sorted(candidates, key=lambda c: (-c.confidence, -max(s.weight for s in c.support)))
 
@@ -134,7 +156,7 @@ def _cite(signal: Signal) -> str:
 
 
 def _references(signals: list[Signal]) -> list[EvidenceRef]:
-    unique = dict.fromkeys((s.ref, s.quote) for s in signals if s.kind != "alert_prior")
+    unique = dict.fromkeys((s.ref, s.quote) for s in signals if s.kind not in ("alert_prior", "memory_prior"))
     return [EvidenceRef(ref=ref, quote=quote) for ref, quote in list(unique)[:8]]
 
 
@@ -151,8 +173,22 @@ def _unknown(request: DiagnoseRequest, weak: list[Candidate]) -> Diagnosis:
     )
 
 
-def heuristic_diagnosis(request: DiagnoseRequest) -> Diagnosis:
-    ranked = rank(request)
+def _memory_note(request: DiagnoseRequest, top: Candidate) -> str:
+    """What memory changed, when it changed the answer; else nothing."""
+    memory = next((s for s in top.support if s.kind == "memory_prior"), None)
+    if memory is None:
+        return ""
+    without = rank(request)
+    if not without or without[0].category == top.category:
+        return ""
+    return (
+        f"; similar past incidents tipped it: {_cite(memory)}"
+        f" (on evidence alone {without[0].category} led at {without[0].confidence:.2f})"
+    )
+
+
+def heuristic_diagnosis(request: DiagnoseRequest, priors: Mapping[str, float] | None = None) -> Diagnosis:
+    ranked = rank(request, priors)
     if not ranked or ranked[0].confidence < MIN_CONFIDENCE:
         return _unknown(request, ranked)
     top, runner_up = ranked[0], (ranked[1] if len(ranked) > 1 else None)
@@ -172,7 +208,9 @@ def heuristic_diagnosis(request: DiagnoseRequest) -> Diagnosis:
     return Diagnosis(
         category=top.category,
         confidence=round(confidence, 3),
-        explanation=f"{top.category}: " + "; ".join(_cite(s) for s in top.support[:4]),
+        explanation=f"{top.category}: "
+        + "; ".join(_cite(s) for s in top.support[:4] if s.kind != "memory_prior")
+        + _memory_note(request, top),
         summary=f"{subject}: {top.category} ({confidence:.2f}), {top.support[0].reason}",
         evidence=_references(top.support),
         risks=risks,
@@ -180,7 +218,26 @@ def heuristic_diagnosis(request: DiagnoseRequest) -> Diagnosis:
     )
 
 
+class Priors(Protocol):
+    """Where priors come from: activities.memory.MemoryStore, the incidents it remembers."""
+
+    async def priors_for(self, alert: Alert) -> dict[str, float]: ...
+
+
 class DiagnosisActivities:
+    def __init__(self, memory: Priors | None = None) -> None:
+        self._memory = memory
+
+    async def _priors(self, alert: Alert) -> dict[str, float]:
+        if self._memory is None:
+            return {}
+        try:
+            return await self._memory.priors_for(alert)
+        except (sqlite3.Error, OSError) as err:
+            # Memory only nudges the ranking; without it the evidence still decides.
+            activity.logger.warning("no priors from incident memory: %s", err)
+            return {}
+
     @activity.defn(name="diagnose")
     async def diagnose(self, request: DiagnoseRequest) -> Diagnosis:
-        return heuristic_diagnosis(request)
+        return heuristic_diagnosis(request, await self._priors(request.alert))

@@ -1,53 +1,84 @@
-"""Evidence gathering and verification: Prometheus queries and HTTP probes of the alert's target."""
+"""Evidence gathering and verification: Prometheus, Kubernetes reads and HTTP probes of the alert's target.
+
+Every source fails on its own: what cannot be read becomes a note in `Evidence.notes`, and the
+diagnosis runs on whatever did arrive. Gathering never fails an incident.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.evidence_kube import KubeEvidence, Workload
+from activities.evidence_queries import EvidenceQuery, evidence_queries, firing_query
+from activities.kubernetes import KubeCluster
+from activities.kubernetes_reads import KubernetesReads
 from activities.metrics import Prometheus
 from activities.probe import probe
 from worker.settings import Settings
 from workflows.models import Alert, Evidence, MetricSample, VerifyRequest
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def queries_for(alert: Alert) -> list[str]:
-    """PromQL that tells whether the alert is still firing and whether its job is up."""
-    queries = [f'ALERTS{{alertname="{_quote(alert.name)}",alertstate="firing"}}']
-    if job := alert.labels.get("job"):
-        queries.append(f'up{{job="{_quote(job)}"}}')
-    return queries
-
-
 def probe_url(alert: Alert) -> str:
     return alert.lookup("probe_url") or alert.lookup("health_url")
 
 
+async def _sample(prometheus: Prometheus, query: EvidenceQuery) -> MetricSample:
+    if query.range_minutes:
+        return await prometheus.range(query.promql, query.range_minutes, query.step)
+    return await prometheus.instant(query.promql)
+
+
 class EvidenceActivities:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cluster: KubeCluster | None = None) -> None:
+        """`cluster` is the worker's one Kubernetes connection, shared with the executor and read tools."""
         self._settings = settings
         self._http = httpx.AsyncClient(timeout=settings.probe_timeout_seconds)
         self._prometheus = (
             Prometheus(self._http, settings.prometheus_url) if settings.prometheus_url else None
         )
+        self._kube = KubernetesReads(cluster or KubeCluster(settings)) if settings.kube_configured else None
 
     @activity.defn(name="gather_evidence")
     async def gather_evidence(self, alert: Alert) -> Evidence:
-        evidence = Evidence()
+        evidence = Evidence(collected_at=datetime.now(UTC))
+        await asyncio.gather(
+            self._probe(alert, evidence), self._metrics(alert, evidence), self._k8s(alert, evidence)
+        )
+        return evidence
+
+    async def _probe(self, alert: Alert, evidence: Evidence) -> None:
         if url := probe_url(alert):
             evidence.probe = await probe(self._http, url)
-        if self._prometheus is None:
+
+    async def _k8s(self, alert: Alert, evidence: Evidence) -> None:
+        if (workload := Workload.of(alert)) is None:
+            return
+        if self._kube is None:
+            evidence.notes.append("Kubernetes not configured (REMEDIATOR_KUBE_NAMESPACES)")
+            return
+        await KubeEvidence(self._kube, evidence).gather(workload)
+
+    async def _metrics(self, alert: Alert, evidence: Evidence) -> None:
+        prometheus = self._prometheus
+        if prometheus is None:
             evidence.notes.append("Prometheus not configured (REMEDIATOR_PROMETHEUS_URL)")
-            return evidence
-        for query in queries_for(alert):
-            evidence.metrics.append(await self._prometheus.instant(query))
-            evidence.metrics.append(await self._prometheus.range(query))
-        return evidence
+            return
+        queries = evidence_queries(alert)
+        samples = await asyncio.gather(*(_sample(prometheus, q) for q in queries))
+        # Series that do not exist say nothing and would only crowd the model's context.
+        evidence.metrics = [s for s in samples if not s.error and (s.value is not None or s.points)]
+        failed = Counter(s.error for s in samples if s.error)
+        evidence.notes += [
+            f"Prometheus: {error} ({n} of {len(queries)} queries)" for error, n in failed.items()
+        ]
+        if empty := sum(not s.error and s.value is None and not s.points for s in samples):
+            evidence.notes.append(f"Prometheus: no data for {empty} of {len(queries)} queries")
 
     @activity.defn(name="verify")
     async def verify(self, request: VerifyRequest) -> str:
@@ -75,7 +106,7 @@ class EvidenceActivities:
                     "nothing to verify with: no probe URL and no Prometheus", non_retryable=True
                 )
             # With no explicit check, healthy means Prometheus no longer reports the alert firing.
-            sample = await self._prometheus.instant(queries_for(request.alert)[0])
+            sample = await self._prometheus.instant(firing_query(request.alert))
             if sample.error or sample.value:
                 raise ApplicationError(f"{request.alert.name} still firing", type="Unhealthy")
             checks.append(f"{request.alert.name} no longer firing")

@@ -47,7 +47,7 @@ def already_applied(what: str, key: str) -> ActionOutcome:
         ok=True,
         changed=True,
         summary=f"{what}: already applied by an earlier attempt ({key})",
-        details={"key": key},
+        details={"key": key, "earlier_attempt": True},
     )
 
 

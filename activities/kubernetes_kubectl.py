@@ -216,7 +216,7 @@ class Drain:
         pods = self._evictable()
         cordoned = self.cordon.apply(key)
         said = self._drain(dry_run=False)
-        resumed = " (resumed after an earlier attempt)" if "already applied" in cordoned.summary else ""
+        resumed = " (resumed after an earlier attempt)" if cordoned.details.get("earlier_attempt") else ""
         evicted = sum(line.endswith(" evicted") for line in said.splitlines())
         return ActionOutcome(
             ok=True,
@@ -240,6 +240,9 @@ class Manifest:
         manifest = copy.deepcopy(args.manifest)
         meta = manifest["metadata"]
         kind, self.name = f"{manifest['apiVersion']}/{manifest['kind']}", meta["name"]
+        self.namespace = action.namespace or meta.get("namespace", "")
+        if self.namespace:  # before discovery: a refused namespace costs no call at all
+            cluster.allow(self.namespace)
         try:
             with api_errors(f"discovery of {kind}"):
                 self.resource = cluster.dynamic.resources.get(
@@ -251,10 +254,8 @@ class Manifest:
             raise refuse(
                 f"{kind} is cluster-scoped; the namespace allow-list cannot bound it", "ClusterScoped"
             )
-        self.namespace = action.namespace or meta.get("namespace", "")
         if not self.namespace:
             raise refuse(f"applying {kind} {self.name} needs a namespace", "BadArguments")
-        cluster.allow(self.namespace)
         meta["namespace"] = self.namespace
         self.manifest = manifest
         self.what = f"{manifest['kind']} {self.namespace}/{self.name}"

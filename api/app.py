@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.service import RetryConfig
 
-from api import errors, routes_alerts, routes_health, routes_incidents, routes_logs
+from api import errors, routes_alerts, routes_health, routes_incidents, routes_logs, routes_operations
 from api.body_limit import BodyLimit
+from api.ingest import Pinning
 from worker.client import connect
 from worker.settings import Settings
 
@@ -23,6 +24,9 @@ def create_app(settings: Settings, temporal_address: str | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Once per start: a malformed playbook or policy fails here (PinningError, file:line: field),
+        # never per request, and every incident is pinned to what was validated.
+        app.state.pinning = Pinning.load(settings)
         # Lazy: the API starts (and answers 503) while Temporal is down, and works once it is up.
         app.state.client = await connect(temporal_address, lazy=True, retry_config=API_RETRY)
         yield
@@ -35,6 +39,6 @@ def create_app(settings: Settings, temporal_address: str | None = None) -> FastA
     app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     errors.install(app)
-    for module in (routes_alerts, routes_incidents, routes_health, routes_logs):
+    for module in (routes_alerts, routes_incidents, routes_health, routes_logs, routes_operations):
         app.include_router(module.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api import cli_diagnosis, cli_incidents, cli_playbooks, cli_stack
+from api import cli_diagnosis, cli_incidents, cli_operations, cli_playbooks, cli_stack
 
 app = typer.Typer(
     name="remediator",
@@ -12,7 +12,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-for group in (cli_stack.app, cli_incidents.app, cli_diagnosis.app, cli_playbooks.app):
+for group in (cli_stack.app, cli_incidents.app, cli_diagnosis.app, cli_playbooks.app, cli_operations.app):
     app.add_typer(group)
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from activities.logs import MAX_TEMPLATES, LogAnalysis, LogFormat, LogFormatError, analyze, decode
-from api.evaluation import ScenarioError, evaluate, load_scenarios
+from api.evaluation import EvalReport, ScenarioError, evaluate, load_scenarios
+from worker.settings import Settings
 
 app = typer.Typer()
 logs_app = typer.Typer(help="Summarise logs into Drain3 templates.", no_args_is_help=True)
@@ -23,27 +26,65 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _llm_settings() -> Settings:
+    # The openai client takes seconds to import; only --llm needs it, so every other command skips it.
+    from activities.llm import NOT_CONFIGURED
+
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        setting = "REMEDIATOR_" + "_".join(str(p) for p in first["loc"]).upper()
+        raise _fail(f"{setting}: {first['msg']}") from err
+    if not settings.llm_configured:
+        raise _fail(NOT_CONFIGURED)
+    return settings
+
+
+def _print_report(report: EvalReport) -> None:
+    llm = report.tokens is not None
+    table = Table("scenario", "expected", "got", "confidence", "ok", *(("tokens", "model ms") if llm else ()))
+    for case in report.cases:
+        ok = "yes" if case.ok else "NO"
+        measured = (str(case.tokens), f"{case.latency_ms:.0f}") if llm else ()
+        fallback = " (heuristic kept)" if case.fallback else ""
+        table.add_row(case.name, case.expected, case.got + fallback, f"{case.confidence:.2f}", ok, *measured)
+    console = Console()
+    console.print(table)
+    if report.tokens is not None and report.latency_ms is not None:
+        tokens, latency = report.tokens, report.latency_ms
+        console.print(
+            f"tokens {tokens.total} ({tokens.prompt} prompt, {tokens.completion} completion; "
+            f"{tokens.per_case:.0f} per case); model latency per case mean {latency.mean:.0f} ms, "
+            f"p95 {latency.p95:.0f} ms"
+        )
+    console.print(f"accuracy {report.accuracy:.1%} ({report.correct}/{report.total})")
+
+
 @app.command("eval")
 def eval_scenarios(
     directory: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder of scenario YAML files"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
+    llm: bool = typer.Option(
+        False, "--llm", help="Diagnose with the configured LLM (REMEDIATOR_LLM_*), tool outputs replayed"
+    ),
 ) -> None:
-    """Run the heuristic diagnoser over recorded scenarios and report its accuracy."""
+    """Run the heuristic (or, with --llm, the LLM) diagnoser over recorded scenarios and report accuracy."""
+    settings = _llm_settings() if llm else None
     try:
-        report = evaluate(load_scenarios(directory))
+        scenarios = load_scenarios(directory)
     except ScenarioError as err:
         raise _fail(str(err)) from err
+    if settings is None:
+        report = evaluate(scenarios)
+    else:
+        from api.evaluation_llm import evaluate_llm
+
+        report = asyncio.run(evaluate_llm(scenarios, settings))
     if as_json:
-        typer.echo(report.model_dump_json(indent=2))
-        return
-    table = Table("scenario", "expected", "got", "confidence", "ok")
-    for case in report.cases:
-        table.add_row(
-            case.name, case.expected, case.got, f"{case.confidence:.2f}", "yes" if case.ok else "NO"
-        )
-    console = Console()
-    console.print(table)
-    console.print(f"accuracy {report.accuracy:.1%} ({report.correct}/{report.total})")
+        typer.echo(report.model_dump_json(indent=2, exclude_none=True))
+    else:
+        _print_report(report)
 
 
 def _read(path: Path) -> str:

@@ -1,20 +1,25 @@
-"""`remediator dev`, `remediator worker` and `remediator api`: running Remediator's processes."""
+"""`remediator dev`, `remediator worker` and `remediator api`: running Remediator's processes.
+
+The worker and the API are imported inside the commands: every `remediator` command (`approve` too)
+loads this module, and importing the worker's activities takes about a second.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from api.app import create_app
-from api.demo import Demo
-from worker.client import connect
 from worker.devserver import PortInUse
-from worker.main import run_worker
-from worker.settings import get_settings
-from worker.stack import Ports, StackInfo, api_server, bind, run_dev, stop_on_signals, supervise
+from worker.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from worker.stack import StackInfo
 
 app = typer.Typer()
 PORT_OPTIONS = {"Temporal": "--temporal-port", "Temporal UI": "--ui-port", "API": "--api-port"}
@@ -25,23 +30,57 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def check_playbooks_and_policy(settings: Settings) -> None:
+    """Fail before anything starts; the API loads them again when it starts."""
+    from api.ingest import Pinning, PinningError
+
+    try:
+        Pinning.load(settings)
+    except PinningError as err:
+        fail(str(err))
+
+
+def run_then_exit(main: Coroutine[Any, Any, None]) -> NoReturn:
+    """Run `main`, then leave without finalizing the interpreter.
+
+    Everything has stopped by then. Finalizing can hang forever when a thread of the Temporal SDK's
+    Rust runtime wakes up late and waits for an interpreter that is going away
+    (temporalio/sdk-python#300): a worker that said it stopped would stay in the process table.
+    """
+    code = 0
+    try:
+        asyncio.run(main)
+    except typer.Exit as err:
+        code = err.exit_code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 @app.command()
 def dev(
     temporal_port: int = typer.Option(7233, help="Temporal frontend (gRPC) port."),
     ui_port: int = typer.Option(8233, help="Temporal Web UI port."),
     api_port: int = typer.Option(8000, help="Remediator API port."),
-    state_dir: Path | None = typer.Option(None, help="Where Temporal's SQLite file and the demo live."),
+    state_dir: Path | None = typer.Option(
+        None, help="Temporal's SQLite file and the demo [default: REMEDIATOR_STATE_DIR or .remediator]"
+    ),
     demo: bool = typer.Option(True, help="Break a real demo service and let Remediator fix it."),
     demo_port: int = typer.Option(0, help="Demo service port; 0 reuses the last one or picks a free one."),
     auto_approve: bool = typer.Option(False, help="Run remediations without waiting for approval."),
 ) -> None:
     """Temporal dev server, worker and API in one process; Ctrl-C stops them all."""
+    from api.app import create_app
+    from api.demo import Demo
+    from worker.stack import Ports, run_dev
+
     base = get_settings()
     state = (state_dir or base.state_dir).resolve()
     settings = base.model_copy(update={"state_dir": state, "auto_approve": auto_approve or base.auto_approve})
     the_demo = Demo(state, demo_port) if demo else None
     if the_demo:
         settings = the_demo.configure(settings)
+    check_playbooks_and_policy(settings)
 
     async def on_ready(info: StackInfo) -> None:
         typer.echo(
@@ -54,37 +93,43 @@ def dev(
         if the_demo:
             await the_demo.run(info, settings.auto_approve)
 
-    try:
-        asyncio.run(run_dev(settings, Ports(temporal_port, ui_port, api_port), create_app, on_ready))
-    except PortInUse as err:
-        fail(f"{err}; pick another with {PORT_OPTIONS[err.what]}")
-    except RuntimeError as err:  # the dev server exited or never answered
-        fail(f"{err} (see {state / 'temporal.log'})")
+    async def main() -> None:
+        try:
+            await run_dev(settings, Ports(temporal_port, ui_port, api_port), create_app, on_ready)
+        except PortInUse as err:
+            fail(f"{err}; pick another with {PORT_OPTIONS[err.what]}")
+        except RuntimeError as err:  # the dev server or the worker did not start
+            fail(str(err))
+
+    run_then_exit(main())
 
 
 @app.command()
 def worker() -> None:
     """The worker alone, against the Temporal set by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, profiles..."""
-    asyncio.run(_worker())
+    from worker.client import connect
+    from worker.main import run_worker
+    from worker.stack import stop_on_signals, supervise
 
-
-async def _worker() -> None:
-    settings = get_settings()
-    stop = stop_on_signals()
-    try:
-        client = await connect()
-    except RuntimeError as err:
-        fail(
-            f"cannot connect to Temporal ({err}); set TEMPORAL_ADDRESS or a profile, or run `remediator dev`"
+    async def main() -> None:
+        settings = get_settings()
+        stop = stop_on_signals()
+        try:
+            client = await connect()
+        except RuntimeError as err:
+            fail(
+                f"cannot connect to Temporal ({err}); set TEMPORAL_ADDRESS or a profile, or run `remediator dev`"
+            )
+        target = client.service_client.config.target_host
+        typer.echo(
+            f"worker polling task queue {settings.task_queue!r} of {target}, namespace {client.namespace!r}"
         )
-    target = client.service_client.config.target_host
-    typer.echo(
-        f"worker polling task queue {settings.task_queue!r} of {target}, namespace {client.namespace!r}"
-    )
-    try:
-        await supervise(stop, worker=run_worker(client, settings))
-    except RuntimeError as err:  # e.g. the namespace does not exist
-        fail(f"worker stopped: {err}")
+        try:
+            await supervise(stop, worker=run_worker(client, settings))
+        except RuntimeError as err:  # e.g. the namespace does not exist
+            fail(f"worker stopped: {err}")
+
+    run_then_exit(main())
 
 
 @app.command()
@@ -93,15 +138,20 @@ def api(
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
     """The HTTP API alone, against the Temporal set by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, profiles..."""
-    asyncio.run(_api(host, port))
+    from api.app import create_app
+    from worker.stack import api_server, bind, stop_on_signals, supervise
 
+    settings = get_settings()
+    check_playbooks_and_policy(settings)
 
-async def _api(host: str, port: int) -> None:
-    stop = stop_on_signals()
-    try:
-        sock = bind(host, port)
-    except PortInUse as err:
-        fail(f"{err}; pick another with --port")
-    typer.echo(f"API listening on http://{host}:{port}")
-    with sock:
-        await supervise(stop, api=(api_server(create_app(get_settings()), host, port, "info"), sock))
+    async def main() -> None:
+        stop = stop_on_signals()
+        try:
+            sock = bind(host, port)
+        except PortInUse as err:
+            fail(f"{err}; pick another with --port")
+        typer.echo(f"API listening on http://{host}:{port}")
+        with sock:
+            await supervise(stop, api=(api_server(create_app(settings), host, port, "info"), sock))
+
+    run_then_exit(main())

@@ -25,6 +25,7 @@ from worker.devserver import free_port, port_is_free
 from worker.settings import REPO_ROOT, Settings
 from worker.stack import StackInfo
 from workflows.models import TERMINAL_PHASES, IncidentState, Phase
+from workflows.policy import Policy
 
 SCRIPT = REPO_ROOT / "deploy" / "demo" / "service.py"
 LABELS = {"alertname": "DemoServiceDown", "service": "demo", "severity": "critical", "environment": "dev"}
@@ -58,8 +59,28 @@ class Demo:
         return self.dir / "inventory.yml"
 
     def configure(self, settings: Settings) -> Settings:
-        """Point Ansible at the demo inventory, which `run` writes before any incident needs it."""
-        return settings.model_copy(update={"ansible_inventory": str(self.inventory)})
+        """Point Ansible at the demo inventory (`run` writes it before any incident needs it) and,
+        unless REMEDIATOR_POLICY_FILE names one, use the demo policy."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        update: dict[str, object] = {"ansible_inventory": str(self.inventory)}
+        if settings.policy_file is None:
+            update["policy_file"] = self._write_policy(settings.auto_approve)
+        return settings.model_copy(update=update)
+
+    def _write_policy(self, auto_approve: bool) -> Path:
+        """The built-in policy, except that dev asks a human for changes unless --auto-approve: the
+        built-in one auto-approves them, and the demo is there to show an approval."""
+        environments = {
+            name: env.model_dump(mode="json", exclude_defaults=True)
+            for name, env in Policy().environments.items()
+        }
+        environments[LABELS["environment"]] = {
+            "auto_approve": ["read", "change"] if auto_approve else ["read"]
+        }
+        path = self.dir / "policy.yaml"
+        header = "# Written by `remediator dev` for its demo; REMEDIATOR_POLICY_FILE replaces it.\n"
+        path.write_text(header + yaml.safe_dump({"environments": environments}, sort_keys=False))
+        return path
 
     def service(self, command: str, port: int = 0) -> list[str]:
         args = [sys.executable, str(SCRIPT), command, "--pidfile", str(self.pidfile)]
@@ -67,7 +88,8 @@ class Demo:
 
     def _choose_port(self) -> int:
         recorded = self.dir / "port"
-        previous = int(recorded.read_text()) if recorded.exists() else 0
+        text = recorded.read_text().strip() if recorded.exists() else ""
+        previous = int(text) if text.isdigit() else 0
         port = self.port or (previous if previous and port_is_free(previous) else free_port())
         recorded.write_text(str(port))
         return port
@@ -76,6 +98,8 @@ class Demo:
         host = {
             "ansible_connection": "local",
             "ansible_python_interpreter": sys.executable,
+            # Idempotency markers of the demo's runs stay in the state dir, not in ~/.remediator.
+            "remediator_marker_dir": str(self.dir / "markers"),
             # `start` replaces a running instance and detaches, so the service outlives Ansible's run.
             "restart_commands": {LABELS["service"]: shlex.join(self.service("start", port))},
         }
@@ -89,20 +113,20 @@ class Demo:
 
     async def run(self, info: StackInfo, auto_approve: bool) -> None:
         """Break the service, raise the alert, narrate the incident; stop the service with the stack."""
-        self.dir.mkdir(parents=True, exist_ok=True)
         try:
-            async with httpx.AsyncClient(timeout=10) as http:
-                incident, health = await self._break_and_alert(http, info)
-                self._explain(info, incident, auto_approve)
-                await self._follow(http, info.api_url, incident)
-                result = await probe(http, health)
-                say(f"{health} answers {result.status or result.error}")
-        except (DemoError, httpx.HTTPError) as err:
-            say(f"stopped: {err}")
-        try:
+            try:
+                async with httpx.AsyncClient(timeout=10) as http:
+                    incident, health = await self._break_and_alert(http, info)
+                    self._explain(info, incident, auto_approve)
+                    await self._follow(http, info.api_url, incident)
+                    result = await probe(http, health)
+                    say(f"{health} answers {result.status or result.error}")
+            except (DemoError, httpx.HTTPError) as err:
+                say(f"stopped: {err}")
             await asyncio.Event().wait()  # the service stays up for people to look at, until Ctrl-C
         finally:
-            # Blocking on purpose: the loop is shutting down and the stop takes milliseconds.
+            # Also when Ctrl-C comes mid-demo. Blocking on purpose: the loop is shutting down, and
+            # the stop takes milliseconds.
             subprocess.run(self.service("stop"), capture_output=True, check=False)
 
     async def _break_and_alert(self, http: httpx.AsyncClient, info: StackInfo) -> tuple[str, str]:
@@ -129,15 +153,15 @@ class Demo:
         return str(outcome["incident_id"]), health
 
     def _explain(self, info: StackInfo, incident: str, auto_approve: bool) -> None:
+        api = "" if info.api_url == DEFAULT_API_URL else f" --api-url {info.api_url}"
         typer.echo(f"\n  watch it:   {info.ui_url}/namespaces/default/workflows/{incident}")
-        typer.echo(f"              remediator show {incident}")
+        typer.echo(f"              remediator show {incident}{api}")
         if auto_approve:
             typer.echo("  approval:   --auto-approve is on, so Ansible runs without waiting\n")
             return
-        env = "" if info.api_url == DEFAULT_API_URL else f"REMEDIATOR_API_URL={info.api_url} "
         payload = json.dumps({"approver": "alice"}, separators=(",", ":"))
         typer.echo("  approve it, any one of:")
-        typer.echo(f"    {env}remediator approve {incident} --as you")
+        typer.echo(f"    remediator approve {incident} --as you{api}")
         typer.echo(
             f"    curl -X POST {info.api_url}/incidents/{incident}/approve "
             f"-H 'content-type: application/json' -d '{{\"approver\":\"you\"}}'"

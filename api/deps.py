@@ -1,4 +1,4 @@
-"""Typed dependencies of the routes: the Temporal client and the settings."""
+"""Typed dependencies of the routes: the Temporal client, the settings, the playbooks and policy."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from temporalio.client import Client
 
+from api.ingest import Pinning
 from worker.settings import Settings
 
 
@@ -22,5 +23,12 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
+def get_pinning(request: Request) -> Pinning:
+    # Loaded once in app.lifespan: a malformed playbook or policy stops the API at startup instead.
+    pinning: Pinning = request.app.state.pinning
+    return pinning
+
+
 ClientDep = Annotated[Client, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+PinningDep = Annotated[Pinning, Depends(get_pinning)]

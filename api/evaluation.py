@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from activities.diagnosis import Diagnoser, heuristic_diagnosis
@@ -23,6 +23,7 @@ from workflows.models import (
     ContainerState,
     DeploymentRevision,
     DiagnoseRequest,
+    Diagnosis,
     DiagnosisCategory,
     Evidence,
     KubeEvent,
@@ -127,6 +128,33 @@ class EvalCase(BaseModel):
     got: str
     confidence: float
     ok: bool
+    # LLM mode only (None otherwise, and left out of the JSON):
+    tokens: int | None = None
+    latency_ms: float | None = None
+    fallback: str | None = Field(default=None, description="why the heuristic answer was kept")
+
+    @classmethod
+    def of(cls, case: LoadedScenario, diagnosis: Diagnosis) -> EvalCase:
+        expected = case.scenario.expected.category
+        return cls(
+            name=case.scenario.name,
+            expected=expected,
+            got=diagnosis.category,
+            confidence=diagnosis.confidence,
+            ok=diagnosis.category == expected,
+        )
+
+
+class TokenTotals(BaseModel):
+    total: int
+    prompt: int
+    completion: int
+    per_case: float
+
+
+class Latency(BaseModel):
+    mean: float
+    p95: float
 
 
 class EvalReport(BaseModel):
@@ -134,6 +162,14 @@ class EvalReport(BaseModel):
     total: int
     correct: int
     cases: list[EvalCase]
+    tokens: TokenTotals | None = None  # LLM mode only
+    latency_ms: Latency | None = None  # LLM mode only: waiting for the model, per case
+
+    @classmethod
+    def of(cls, cases: list[EvalCase]) -> EvalReport:
+        correct = sum(c.ok for c in cases)
+        accuracy = round(correct / len(cases), 4) if cases else 0.0
+        return cls(accuracy=accuracy, total=len(cases), correct=correct, cases=cases)
 
 
 def _line_of(node: yaml.Node, loc: Sequence[int | str]) -> int:
@@ -260,23 +296,4 @@ def load_scenarios(directory: Path) -> list[LoadedScenario]:
 
 
 def evaluate(scenarios: Sequence[LoadedScenario], diagnoser: Diagnoser = heuristic_diagnosis) -> EvalReport:
-    cases = []
-    for case in scenarios:
-        diagnosis = diagnoser(case.request)
-        expected = case.scenario.expected.category
-        cases.append(
-            EvalCase(
-                name=case.scenario.name,
-                expected=expected,
-                got=diagnosis.category,
-                confidence=diagnosis.confidence,
-                ok=diagnosis.category == expected,
-            )
-        )
-    correct = sum(c.ok for c in cases)
-    return EvalReport(
-        accuracy=round(correct / len(cases), 4) if cases else 0.0,
-        total=len(cases),
-        correct=correct,
-        cases=cases,
-    )
+    return EvalReport.of([EvalCase.of(case, diagnoser(case.request)) for case in scenarios])

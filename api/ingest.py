@@ -3,12 +3,17 @@
 A firing alert is a signal-with-start, so a re-fire signals the running incident and a closed
 incident's fingerprint opens a new run. A resolved alert only ever signals: a resolution without a
 running incident must not start one.
+
+A new incident is pinned to the playbook chosen for its alert (content and file hash) and to the
+policy, both loaded and validated once when the API starts (`Pinning.load`), so a malformed file
+stops the API at startup naming file:line: field, and editing a file never changes a running incident.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -16,13 +21,47 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.schemas import IngestOutcome, Outcome
+from worker.playbooks import Catalogue, CatalogueError, load_catalogue
+from worker.policy_file import policy_from_settings
 from worker.settings import Settings
+from worker.yaml_source import SourceError
 from workflows import search_attributes as sa
 from workflows.models import Alert, IncidentInput, Phase
+from workflows.policy import Policy
 
 WORKFLOW_TYPE = "IncidentWorkflow"
 # Enough to keep a large Alertmanager group quick without flooding the frontend with RPCs.
 MAX_CONCURRENT_CALLS = 16
+
+
+class PinningError(Exception):
+    """A playbook or the policy file is malformed: every problem as `file:line: field: message`."""
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """What new incidents are pinned to: the playbooks and the policy, as loaded at startup."""
+
+    catalogue: Catalogue
+    policy: Policy
+
+    @classmethod
+    def load(cls, settings: Settings) -> Pinning:
+        try:
+            catalogue = load_catalogue(settings.playbook_dir, settings.ansible_playbook_dir)
+            policy = policy_from_settings(settings).policy
+        except (CatalogueError, SourceError) as err:
+            raise PinningError(str(err)) from None
+        return cls(catalogue=catalogue, policy=policy)
+
+    def input_for(self, alert: Alert, settings: Settings) -> IncidentInput:
+        chosen, _ = self.catalogue.select(alert)
+        return IncidentInput(
+            alert=alert,
+            config=settings.incident_config(),
+            playbook=chosen.pinned() if chosen else None,
+            policy=self.policy,
+        )
 
 
 def search_attributes(alert: Alert) -> TypedSearchAttributes:
@@ -44,10 +83,10 @@ def _started(handle: WorkflowHandle[Any, Any]) -> bool:
     return bool(getattr(response, "started", False))
 
 
-async def _fire(client: Client, settings: Settings, alert: Alert) -> Outcome:
+async def _fire(client: Client, settings: Settings, pinning: Pinning, alert: Alert) -> Outcome:
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        IncidentInput(alert=alert, config=settings.incident_config()),
+        pinning.input_for(alert, settings),
         id=alert.workflow_id,
         task_queue=settings.task_queue,
         start_signal="alert",
@@ -70,14 +109,18 @@ async def _resolve(client: Client, settings: Settings, alert: Alert) -> Outcome:
     return "signalled"
 
 
-async def ingest(client: Client, settings: Settings, alerts: Sequence[Alert]) -> list[IngestOutcome]:
+async def ingest(
+    client: Client, settings: Settings, pinning: Pinning, alerts: Sequence[Alert]
+) -> list[IngestOutcome]:
     """Deliver every alert; raise if Temporal did not accept all of them (the sender retries)."""
     gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
 
     async def deliver(alert: Alert) -> IngestOutcome:
         async with gate:
-            deliver_one = _fire if alert.status == "firing" else _resolve
-            outcome = await deliver_one(client, settings, alert)
+            if alert.status == "firing":
+                outcome = await _fire(client, settings, pinning, alert)
+            else:
+                outcome = await _resolve(client, settings, alert)
         return IngestOutcome(
             fingerprint=alert.fingerprint,
             incident_id=alert.workflow_id,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import ClientDep, SettingsDep
+from api.deps import ClientDep, PinningDep, SettingsDep
 from api.ingest import ingest
 from api.schemas import AlertmanagerWebhook, ErrorBody, GenericBody, GrafanaWebhook, IngestOutcome
 
@@ -25,22 +25,25 @@ router = APIRouter(
 
 @router.post("/alertmanager", status_code=status.HTTP_202_ACCEPTED)
 async def from_alertmanager(
-    payload: AlertmanagerWebhook, client: ClientDep, settings: SettingsDep
+    payload: AlertmanagerWebhook, client: ClientDep, settings: SettingsDep, pinning: PinningDep
 ) -> list[IngestOutcome]:
     """Alertmanager's webhook receiver (payload version 4)."""
-    return await ingest(client, settings, [alert.to_alert("alertmanager") for alert in payload.alerts])
+    alerts = [alert.to_alert("alertmanager") for alert in payload.alerts]
+    return await ingest(client, settings, pinning, alerts)
 
 
 @router.post("/grafana", status_code=status.HTTP_202_ACCEPTED)
 async def from_grafana(
-    payload: GrafanaWebhook, client: ClientDep, settings: SettingsDep
+    payload: GrafanaWebhook, client: ClientDep, settings: SettingsDep, pinning: PinningDep
 ) -> list[IngestOutcome]:
     """Grafana unified alerting's webhook contact point."""
-    return await ingest(client, settings, [alert.to_alert("grafana") for alert in payload.alerts])
+    return await ingest(client, settings, pinning, [alert.to_alert("grafana") for alert in payload.alerts])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def from_json(payload: GenericBody, client: ClientDep, settings: SettingsDep) -> list[IngestOutcome]:
+async def from_json(
+    payload: GenericBody, client: ClientDep, settings: SettingsDep, pinning: PinningDep
+) -> list[IngestOutcome]:
     """Remediator's generic JSON alert: one object or a list of them."""
     alerts = payload if isinstance(payload, list) else [payload]
-    return await ingest(client, settings, [alert.to_alert() for alert in alerts])
+    return await ingest(client, settings, pinning, [alert.to_alert() for alert in alerts])

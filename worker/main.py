@@ -15,26 +15,33 @@ from activities.evidence import EvidenceActivities
 from activities.kubernetes import KubeCluster
 from activities.kubernetes_actions import KubernetesExecutor
 from activities.kubernetes_reads import KubernetesReads
+from activities.limits import LimitsActivities
 from activities.llm import LLMActivities, activity_names
-from activities.memory import MemoryActivities, build_store
+from activities.memory import MemoryActivities, MemoryStore, build_store
 from activities.metrics import MetricsActivities
 from activities.notify import NotifyActivities
 from activities.probe import ProbeActivities
 from activities.terraform import TerraformExecutor
+from worker.plugins import load_plugins, with_plugins
 from worker.settings import Settings
 from workflows.incident import IncidentWorkflow
+from workflows.limiter import RemediationLimiter
+from workflows.operation import OperationTargetWorkflow, OperationWorkflow
 
-WORKFLOWS: list[type] = [IncidentWorkflow]
+WORKFLOWS: list[type] = [IncidentWorkflow, RemediationLimiter, OperationWorkflow, OperationTargetWorkflow]
 
 
 def build_activities(settings: Settings) -> Sequence[Callable[..., Any]]:
-    evidence = EvidenceActivities(settings)
+    # One cluster connection and one memory store, shared by everything that reads or writes them.
+    cluster, store = KubeCluster(settings), build_store(settings)
+    evidence = EvidenceActivities(settings, cluster)
     ansible = AnsibleExecutor(settings)
     terraform = TerraformExecutor(settings)
+    limits = LimitsActivities()
     return [
         evidence.gather_evidence,
         evidence.verify,
-        DiagnosisActivities().diagnose,
+        DiagnosisActivities(store).diagnose,
         NotifyActivities(settings).notify,
         ansible.preview,
         ansible.snapshot,
@@ -44,14 +51,16 @@ def build_activities(settings: Settings) -> Sequence[Callable[..., Any]]:
         terraform.snapshot,
         terraform.apply,
         terraform.rollback,
-        *kubernetes_activities(settings),
-        *investigation_activities(settings),
+        limits.acquire,
+        limits.release,
+        limits.usage,
+        *kubernetes_activities(cluster),
+        *investigation_activities(settings, store),
     ]
 
 
-def kubernetes_activities(settings: Settings) -> list[Callable[..., Any]]:
+def kubernetes_activities(cluster: KubeCluster) -> list[Callable[..., Any]]:
     """The executor and the read tools share one cluster connection, built on first use."""
-    cluster = KubeCluster(settings)
     executor, reads = KubernetesExecutor(cluster), KubernetesReads(cluster)
     return [
         executor.preview,
@@ -68,9 +77,22 @@ def kubernetes_activities(settings: Settings) -> list[Callable[..., Any]]:
     ]
 
 
-def investigation_activities(settings: Settings) -> list[Callable[..., Any]]:
+# The Kubernetes reads a model may call; raw logs (kube_logs) never, only their templates.
+MODEL_KUBE_TOOLS: list[Callable[..., Any]] = [
+    KubernetesReads.pods,
+    KubernetesReads.deployments,
+    KubernetesReads.events,
+    KubernetesReads.log_templates,
+    KubernetesReads.describe,
+    KubernetesReads.rollout_history,
+]
+
+
+def investigation_activities(
+    settings: Settings, store: MemoryStore | None = None
+) -> list[Callable[..., Any]]:
     """The LLM turn, incident memory, and the read-only tools the model may call."""
-    memory = MemoryActivities(build_store(settings))
+    memory = MemoryActivities(store or build_store(settings))
     metrics = MetricsActivities(settings).query
     probe = ProbeActivities(settings).probe
     # Only tools that can answer are offered to the model; metrics.query stays registered regardless.
@@ -78,18 +100,24 @@ def investigation_activities(settings: Settings) -> list[Callable[..., Any]]:
         probe,
         memory.search,
         *([metrics] if settings.prometheus_url else []),
+        *(MODEL_KUBE_TOOLS if settings.kube_configured else []),
     ]
     llm = LLMActivities(settings, activity_names(offered))
     return [llm.policy, llm.chat, memory.record_incident, memory.search, probe, metrics]
 
 
 def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -> Worker:
-    """Synchronous activities (ansible-runner, Terraform) run on `pool`, which the caller owns."""
+    """Synchronous activities (ansible-runner, Terraform) run on `pool`, which the caller owns.
+
+    Workflow modules of your own (worker/plugins.py) are registered next to ours; a broken one raises
+    PluginError naming it.
+    """
+    workflows, activities = with_plugins(WORKFLOWS, build_activities(settings), load_plugins(settings))
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=build_activities(settings),
+        workflows=workflows,
+        activities=activities,
         activity_executor=pool,
         max_concurrent_activities=pool._max_workers,
     )

@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from workflows.models import IncidentConfig
 
@@ -115,9 +116,24 @@ class Settings(BaseSettings):
     embedding_base_url: str = ""
     embedding_api_key: SecretStr = SecretStr("")
 
+    # Your own Python workflows (worker/plugins.py): modules the worker imports at start, comma separated
+    # (`mypkg.workflows,other.mod`), each exposing WORKFLOWS and optionally ACTIVITIES. Modules named by
+    # the `remediator.workflows` entry point group of installed packages load as well.
+    workflow_modules: Annotated[list[str], NoDecode] = []
+
+    @field_validator("workflow_modules", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [m.strip() for m in value.split(",") if m.strip()] if isinstance(value, str) else value
+
     @property
     def llm_configured(self) -> bool:
         return bool(self.llm_model)
+
+    @property
+    def kube_configured(self) -> bool:
+        """Kubernetes is read only in the namespaces allowed; with none allowed there is nothing to read."""
+        return bool(self.kube_namespaces)
 
     @property
     def memory_file(self) -> Path:

@@ -61,7 +61,7 @@ def api_server(app: Any, host: str, port: int, log_level: str = "warning") -> Ap
     return ApiServer(uvicorn.Config(app, host=host, port=port, log_level=log_level))
 
 
-def bind(host: str, port: int, what: str = "API") -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
     """Listen before anything else starts: a taken port fails early, and the port stays ours."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -69,7 +69,7 @@ def bind(host: str, port: int, what: str = "API") -> socket.socket:
         sock.bind((host, port))
     except OSError as err:
         sock.close()
-        raise PortInUse(what, port) from err
+        raise PortInUse("API", port) from err
     sock.listen(128)
     return sock
 
@@ -83,6 +83,14 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
+async def _serve(server: ApiServer, sock: socket.socket) -> None:
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as err:
+        # uvicorn exits the process when the app fails to start; the other parts must stop first.
+        raise RuntimeError("the API failed to start (its error is above)") from err
+
+
 async def supervise(
     stop: asyncio.Event,
     worker: Coroutine[Any, Any, None] | None = None,
@@ -93,7 +101,7 @@ async def supervise(
 
     `helper` (the demo) may finish early without stopping anything; if it fails, everything stops.
     """
-    api_task = asyncio.create_task(api[0].serve(sockets=[api[1]]), name="api") if api else None
+    api_task = asyncio.create_task(_serve(*api), name="api") if api else None
     worker_task = asyncio.create_task(worker, name="worker") if worker else None
     helper_task = asyncio.create_task(helper, name="helper") if helper else None
     stopper = asyncio.create_task(stop.wait(), name="stop")
@@ -132,7 +140,10 @@ async def run_dev(
         log_file=settings.state_dir / "temporal.log",
     )
     try:
-        client: Client = await server.start()
+        try:
+            client: Client = await server.start()
+        except RuntimeError as err:
+            raise RuntimeError(f"{err}; see {server.log_file}") from err
         info = StackInfo(server.address, server.ui_url, f"http://{LOCALHOST}:{ports.api}", settings.state_dir)
         await supervise(
             stop,

@@ -36,6 +36,15 @@ CATALOGUE: dict[str, Callable[[Alert, Diagnosis], Plan]] = {
 }
 
 
-def plan_for(alert: Alert, diagnosis: Diagnosis) -> Plan | None:
+# Catalogue actions a diagnosis may propose, by the names in workflows/guardrails.py's ACTION_CONTRACTS
+# (which already checked the proposal's arguments against the alert).
+PROPOSABLE: dict[str, Callable[[Alert, Diagnosis], Plan]] = {"restart-service": _restart_service}
+
+
+def plan_for(alert: Alert, diagnosis: Diagnosis, proposals: bool = False) -> Plan | None:
+    """The catalogue's plan for the alert; else, with `proposals`, for the first action it can build
+    from those the diagnosis proposed."""
     make = CATALOGUE.get(alert.name)
+    if make is None and proposals:
+        make = next((PROPOSABLE[p.name] for p in diagnosis.proposed_actions if p.name in PROPOSABLE), None)
     return make(alert, diagnosis) if make else None

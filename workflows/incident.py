@@ -1,15 +1,18 @@
 """IncidentWorkflow: one durable workflow per alert fingerprint.
 
-Received -> Gathering -> Diagnosing -> AwaitingApproval -> Executing -> Verifying -> Resolved,
-with the side exits RolledBack, Escalated, Rejected, Cancelled and Failed.
-Deterministic code only: every side effect is an activity called by name.
+Received -> Gathering -> Diagnosing -> then the playbook pinned at start (workflows/interpreter.py,
+run on `Host`), or, when no playbook fits the alert, a catalogue plan proposed for approval:
+AwaitingApproval -> Executing -> Verifying -> Resolved, with the side exits RolledBack, Escalated,
+Rejected, Cancelled and Failed. Deterministic code only: every side effect is an activity called by
+name; changes in what the workflow does are guarded by `workflow.patched` (see tests/replay).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
-from typing import Literal, TypeVar
+from typing import Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -19,99 +22,75 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.catalogue import plan_for
     from workflows.failures import error_text
+    from workflows.host import DRY_RUN_ENDING, Host, final_phase
+    from workflows.host_handlers import HostHandlers
     from workflows.investigation import investigate
     from workflows.models import (
         ActionOutcome,
-        ActionRequest,
         Alert,
-        Approval,
-        Decision,
-        DecisionRequest,
         DiagnoseRequest,
         Diagnosis,
         Evidence,
         IncidentInput,
         IncidentState,
         Phase,
-        PhaseChange,
+        Plan,
         PlannedAction,
-        TimelineEntry,
         VerifyRequest,
     )
+    from workflows.playbook import ParamError, resolve_params
+    from workflows.playbook_host import (
+        ACTION_HEARTBEAT,
+        ACTION_TIMEOUT,
+        APPLY_RETRY,
+        READ_RETRY,
+        ApprovalRequest,
+        CallOptions,
+    )
+    from workflows.policy import ActionContext, Verdict
+    from workflows.policy import evaluate as evaluate_policy
 
-READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=1))
-# An apply is retried by Temporal; the executor's idempotency key makes the retry safe.
-APPLY_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
+# Playbooks, policy and blast-radius limits after the diagnosis (issue 4); incidents started before
+# replay the catalogue path they began with.
+PLAYBOOKS_PATCH = "playbooks-and-policy"
 VERIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=1.5, maximum_interval=timedelta(seconds=15)
 )
-EXECUTOR_TIMEOUT = timedelta(minutes=30)
-EXECUTOR_HEARTBEAT = timedelta(seconds=30)
+PREVIEW_CALL = CallOptions(ACTION_TIMEOUT, READ_RETRY, ACTION_HEARTBEAT)
+APPLY_CALL = CallOptions(ACTION_TIMEOUT, APPLY_RETRY, ACTION_HEARTBEAT)
 
-Outcome = Literal["approved", "rejected", "resolved", "timeout"]
-T = TypeVar("T")
+Outcome = Literal["approved", "rejected", "resolved", "timeout", "nobody"]
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow:
+class IncidentWorkflow(HostHandlers):
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self._input = inp
         self._state = IncidentState(
             incident_id=workflow.info().workflow_id, phase=Phase.RECEIVED, alert=inp.alert
         )
-        self._resolved = inp.alert.status == "resolved"
+        self._host = Host(self._state, inp.config, inp.policy)
         # Set when guardrails distrust the diagnosis: auto-approval is then off for this incident.
         self._requires_human = ""
 
     # --- handlers -------------------------------------------------------------------------------
 
-    @workflow.query
-    def state(self) -> IncidentState:
-        return self._state
+    # `state`, `approve`, `reject` and `decide` come from HostHandlers, answered by the host.
 
     @workflow.signal
     def alert(self, alert: Alert) -> None:
         """Every notification for this fingerprint: the first firing one, re-fires and resolves."""
         self._state.alert_updates += 1
         if alert.status == "resolved":
-            if not self._resolved:
-                self._resolved = True
+            if not self._host.resolved:
+                self._host.resolved = True
                 self._state.resolved_at = workflow.now()
-                self._note("alert resolved", f"source reported resolution (endsAt {alert.ends_at})")
+                self._host.record("alert resolved", f"source reported resolution (endsAt {alert.ends_at})")
         elif self._state.alert_updates > 1:
-            self._note("alert re-fired", f"notification #{self._state.alert_updates} for this fingerprint")
-
-    @workflow.signal
-    def approve(self, decision: Decision) -> None:
-        self._record_decision(decision, approved=True)
-
-    @workflow.signal
-    def reject(self, decision: Decision) -> None:
-        self._record_decision(decision, approved=False)
-
-    @workflow.update
-    def decide(self, request: DecisionRequest) -> IncidentState:
-        self._record_decision(Decision(approver=request.approver, reason=request.reason), request.approve)
-        return self._state
-
-    @decide.validator
-    def _validate_decide(self, request: DecisionRequest) -> None:
-        if self._state.phase != Phase.AWAITING_APPROVAL:
-            raise ValueError(f"incident is {self._state.phase}, not AwaitingApproval")
-        if any(a.approver == request.approver for a in self._state.approvals):
-            raise ValueError(f"{request.approver} has already decided on this incident")
-
-    def _record_decision(self, decision: Decision, approved: bool) -> None:
-        verb = "approval" if approved else "rejection"
-        if self._state.phase != Phase.AWAITING_APPROVAL:
-            self._note(f"ignored {verb}", f"{decision.approver}: incident was {self._state.phase}")
-            return
-        if any(a.approver == decision.approver for a in self._state.approvals):
-            self._note(f"ignored duplicate {verb}", f"{decision.approver} had already decided")
-            return
-        self._state.approvals.append(Approval(**decision.model_dump(), approved=approved, at=workflow.now()))
-        self._note(f"{verb} by {decision.approver}", decision.reason)
+            self._host.record(
+                "alert re-fired", f"notification #{self._state.alert_updates} for this fingerprint"
+            )
 
     # --- the incident ---------------------------------------------------------------------------
 
@@ -129,10 +108,12 @@ class IncidentWorkflow:
         try:
             await self._run(alert)
         except asyncio.CancelledError:
-            await self._enter(
+            await self._host.enter(
                 Phase.CANCELLED, "workflow cancelled", "cancellation requested through Temporal"
             )
             raise
+        finally:
+            await self._host.close()
         if workflow.patched("record-incident-memory"):
             await self._remember()
         return self._state
@@ -147,64 +128,160 @@ class IncidentWorkflow:
                 retry_policy=READ_RETRY,
             )
         except ActivityError as err:
-            self._note("incident not stored in memory", error_text(err))
+            self._host.record("incident not stored in memory", error_text(err))
 
     async def _run(self, alert: Alert) -> None:
-        await self._enter(Phase.RECEIVED, "alert received", f"{alert.name} from {alert.source}")
-        if self._resolved:
-            await self._enter(Phase.CANCELLED, "nothing to do", "the alert was already resolved")
+        host = self._host
+        await host.enter(Phase.RECEIVED, "alert received", f"{alert.name} from {alert.source}")
+        if host.resolved:
+            await host.enter(Phase.CANCELLED, "nothing to do", "the alert was already resolved")
             return
-        await self._enter(Phase.GATHERING, "gathering evidence")
+        await host.enter(Phase.GATHERING, "gathering evidence")
         evidence = await self._gather(alert)
-        await self._enter(Phase.DIAGNOSING, "diagnosing", evidence.summary())
+        await host.enter(Phase.DIAGNOSING, "diagnosing", evidence.summary())
         diagnosis = self._state.diagnosis = await self._diagnose(alert, evidence)
-        self._note("diagnosis", f"{diagnosis.category} ({diagnosis.confidence:.2f}): {diagnosis.explanation}")
-        plan = plan_for(alert, diagnosis)
+        host.record(
+            "diagnosis", f"{diagnosis.category} ({diagnosis.confidence:.2f}): {diagnosis.explanation}"
+        )
+        if not workflow.patched(PLAYBOOKS_PATCH):
+            await self._propose(alert, plan_for(alert, diagnosis), policy=False)
+            return
+        pinned = self._input.playbook
+        unusable = self._unusable()
+        if pinned is not None and not unusable:
+            result = await host.run_playbook(pinned, diagnosis, self._requires_human)
+            await host.enter(*final_phase(result))
+            return
+        host.record(
+            "no playbook", unusable or f"no playbook matches {alert.name}; falling back to the catalogue"
+        )
+        await self._propose(alert, plan_for(alert, diagnosis, proposals=True), policy=True)
+
+    def _unusable(self) -> str:
+        """Why the pinned playbook cannot run for this alert (a label it needs is missing); empty if it can."""
+        pinned, alert = self._input.playbook, self._input.alert
+        if pinned is None:
+            return ""
+        try:
+            resolve_params(pinned.playbook, alert.labels, alert.annotations)
+        except ParamError as err:
+            return f"playbook {pinned.name} matches but cannot run: {err}; falling back to the catalogue"
+        return ""
+
+    # --- the catalogue plan, proposed for approval ------------------------------------------------
+
+    async def _propose(self, alert: Alert, plan: Plan | None, policy: bool) -> None:
+        """A catalogue plan: previewed, approved by a human, executed, verified.
+
+        With `policy`, the incident's policy is asked about every action first; a refusal, a dry run
+        or a wait (window, limit) hands the plan to a human instead: without a playbook nothing is held.
+        """
+        host = self._host
         if plan is None:
-            await self._enter(Phase.ESCALATED, "no remediation known", f"no catalogue entry for {alert.name}")
-            return
-        self._state.plan = plan
-        self._note("plan", plan.summary)
-        for planned in plan.actions:
-            planned.preview = await self._preview(planned)
-        if self._resolved:
-            await self._enter(Phase.CANCELLED, "alert resolved before any action ran")
-            return
-        outcome = await self._await_approval()
-        if outcome == "rejected":
-            await self._enter(Phase.REJECTED, "remediation rejected", self._state.approvals[-1].reason)
-            return
-        if outcome == "resolved":
-            await self._enter(Phase.CANCELLED, "alert resolved before any action ran")
-            return
-        if outcome == "timeout":
-            await self._enter(
-                Phase.ESCALATED, "approval timed out", "nobody decided before the last deadline"
+            await host.enter(
+                Phase.ESCALATED, "no remediation known", f"no playbook or catalogue entry for {alert.name}"
             )
             return
-        await self._execute_and_verify(plan.actions, alert)
+        self._state.plan = plan
+        host.record("plan", plan.summary)
+        verdicts = await self._verdicts(plan) if policy else []
+        if refused := [v for v in verdicts if not v.allowed]:
+            await host.enter(Phase.ESCALATED, "policy refused the plan", refused[0].reason)
+            return
+        for planned in plan.actions:
+            planned.preview = await self._preview(planned)
+        if any(v.dry_run for v in verdicts):
+            await host.enter(
+                Phase.ESCALATED, DRY_RUN_ENDING, "plan, previews and verdicts recorded; a human must act"
+            )
+            return
+        if waits := [v.wait_until for v in verdicts if v.wait_until]:
+            await host.enter(Phase.ESCALATED, "policy asks to wait", f"until {max(waits):%Y-%m-%d %H:%M}Z")
+            return
+        if host.resolved:
+            await host.enter(Phase.CANCELLED, "alert resolved before any action ran")
+            return
+        outcome = await self._await_approval(plan, verdicts)
+        if outcome == "rejected":
+            await host.enter(Phase.REJECTED, "remediation rejected", self._state.approvals[-1].reason)
+        elif outcome == "resolved":
+            await host.enter(Phase.CANCELLED, "alert resolved before any action ran")
+        elif outcome == "timeout":
+            await host.enter(Phase.ESCALATED, "approval timed out", "nobody decided before the last deadline")
+        elif outcome == "nobody":
+            await host.enter(
+                Phase.ESCALATED,
+                "nobody may approve the whole plan",
+                "no approver is eligible for every action",
+            )
+        else:
+            await self._execute_and_verify(plan.actions, alert)
+
+    async def _verdicts(self, plan: Plan) -> list[Verdict]:
+        alert, diagnosis = self._state.alert, self._state.diagnosis
+        verdicts: list[Verdict] = []
+        for planned in plan.actions:
+            context = ActionContext(
+                action=planned.action.name,
+                risk=planned.action.risk,
+                service=alert.service,
+                environment=alert.environment,
+                confidence=diagnosis.confidence if diagnosis else None,
+                now=workflow.now(),
+                usage=await self._host.usage(alert.service),
+            )
+            verdicts.append(evaluate_policy(self._input.policy, context))
+            self._host.record(f"policy for {planned.step}", verdicts[-1].text())
+        return verdicts
+
+    async def _await_approval(self, plan: Plan, verdicts: list[Verdict]) -> Outcome:
+        host, config = self._host, self._input.config
+        needed = max([plan.required_approvers, *(v.approvers_required for v in verdicts)])
+        policy_asks = any(v.needs_approval for v in verdicts)
+        if config.auto_approve and not self._requires_human and not policy_asks:
+            host.record("auto-approved", "auto_approve is set for this incident")
+            return "approved"
+        if config.auto_approve:
+            host.record("auto-approval withheld", self._requires_human or "the policy asks for a human")
+        # Everyone who approves must be allowed to approve every action of the plan.
+        allowed = [set(v.eligible_approvers) for v in verdicts if v.eligible_approvers]
+        eligible = sorted(set.intersection(*allowed)) if allowed else []
+        if allowed and not eligible:
+            return "nobody"
+        reasons = "; ".join(v.reason for v in verdicts if v.needs_approval)
+        result = await host.request_approval(
+            ApprovalRequest(
+                step="plan",
+                summary=self._plan_text(),
+                reason=reasons,
+                approvers_required=needed,
+                eligible=eligible,
+            )
+        )
+        return "approved" if result.outcome == "approved" else result.outcome
 
     async def _execute_and_verify(self, actions: list[PlannedAction], alert: Alert) -> None:
-        await self._enter(Phase.EXECUTING, "executing plan")
+        host = self._host
+        await host.enter(Phase.EXECUTING, "executing plan")
         done: list[PlannedAction] = []
         for planned in actions:
             done.append(planned)
             try:
-                planned.snapshot = await self._executor(planned, "snapshot", dict)
-                planned.result = await self._executor(planned, "apply", ActionOutcome)
-            except ActivityError as err:
-                planned.result = ActionOutcome(ok=False, summary=error_text(err))
-                self._note(f"step {planned.step} failed", planned.result.summary)
+                result = await host.run_action(planned.step, planned.action, APPLY_CALL)
+            except ActivityError:
+                result = planned.result or ActionOutcome(ok=False, summary="apply failed")
+            if not result.ok:
+                host.record(f"step {planned.step} failed", result.summary)
                 await self._compensate(done)
-                await self._enter(Phase.FAILED, "remediation failed", planned.result.summary)
+                await host.enter(Phase.FAILED, "remediation failed", result.summary)
                 return
-            self._note(f"step {planned.step} applied", planned.result.summary)
-        await self._enter(Phase.VERIFYING, "verifying")
+            host.record(f"step {planned.step} applied", result.summary)
+        await host.enter(Phase.VERIFYING, "verifying")
         if await self._verify(alert):
-            await self._enter(Phase.RESOLVED, "verified healthy")
+            await host.enter(Phase.RESOLVED, "verified healthy")
             return
         await self._compensate(done)
-        await self._enter(Phase.ROLLED_BACK, "verification failed; compensations ran")
+        await host.enter(Phase.ROLLED_BACK, "verification failed; compensations ran")
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -219,7 +296,7 @@ class IncidentWorkflow:
             )
         except ActivityError as err:
             # Diagnosis still runs on what little we know; a stalled incident helps nobody.
-            self._note("evidence gathering failed", error_text(err))
+            self._host.record("evidence gathering failed", error_text(err))
             return Evidence(notes=[f"evidence gathering failed: {error_text(err)}"])
 
     async def _diagnose(self, alert: Alert, evidence: Evidence) -> Diagnosis:
@@ -234,67 +311,22 @@ class IncidentWorkflow:
                 retry_policy=READ_RETRY,
             )
         except ActivityError as err:
-            self._note("diagnosis failed", error_text(err))
+            self._host.record("diagnosis failed", error_text(err))
             heuristic = Diagnosis(category="unknown", confidence=0.0, explanation=error_text(err))
         if not workflow.patched("llm-investigation"):
             return heuristic
-        result = await investigate(alert, evidence, heuristic, self._note)
+        result = await investigate(alert, evidence, heuristic, self._host.record)
         if result.requires_human:
             self._requires_human = result.requires_human_reason or "the investigation asks for a human"
         return result.diagnosis
 
     async def _preview(self, planned: PlannedAction) -> ActionOutcome:
         try:
-            preview = await self._executor(planned, "preview", ActionOutcome)
+            preview = await self._host.preview_action(planned.step, planned.action, PREVIEW_CALL)
         except ActivityError as err:
             preview = ActionOutcome(ok=False, summary=f"preview failed: {error_text(err)}")
-        self._note(f"preview of {planned.step}", preview.summary)
+        self._host.record(f"preview of {planned.step}", preview.summary)
         return preview
-
-    async def _executor(self, planned: PlannedAction, op: str, result_type: type[T]) -> T:
-        return await workflow.execute_activity(
-            f"{planned.action.executor}.{op}",
-            ActionRequest(incident_id=self._state.incident_id, step=planned.step, action=planned.action),
-            result_type=result_type,
-            start_to_close_timeout=EXECUTOR_TIMEOUT,
-            heartbeat_timeout=EXECUTOR_HEARTBEAT,
-            retry_policy=APPLY_RETRY if op == "apply" else READ_RETRY,
-        )
-
-    async def _await_approval(self) -> Outcome:
-        config = self._input.config
-        if config.auto_approve and not self._requires_human:
-            self._note("auto-approved", "auto_approve is set for this incident")
-            return "approved"
-        if config.auto_approve:
-            self._note("auto-approval withheld", self._requires_human)
-        await self._enter(Phase.AWAITING_APPROVAL, "awaiting approval", self._plan_text())
-        start = workflow.now()
-        # The escalation chain is a series of durable timers, not a sweep that may be switched off.
-        stages = [(config.notify_after, 1), (config.escalate_after, 2), (config.give_up_after, 0)]
-        for after, level in stages:
-            remaining = max(start + after - workflow.now(), timedelta(0))
-            try:
-                await workflow.wait_condition(self._decided, timeout=remaining)
-                break
-            except TimeoutError:
-                if level == 0:
-                    return "timeout"
-                what = "approval still pending" if level == 1 else "escalated to the next level"
-                self._note(what, f"no decision after {after}")
-                await self._notify(what, level)
-        if any(not a.approved for a in self._state.approvals):
-            return "rejected"
-        # A resolve wins over an approval that lands at the same moment: no fix for a healed alert.
-        if self._resolved:
-            return "resolved"
-        return "approved"
-
-    def _decided(self) -> bool:
-        if self._resolved or any(not a.approved for a in self._state.approvals):
-            return True
-        needed = self._state.plan.required_approvers if self._state.plan else 1
-        return len({a.approver for a in self._state.approvals if a.approved}) >= needed
 
     async def _verify(self, alert: Alert) -> bool:
         request = VerifyRequest(
@@ -309,20 +341,18 @@ class IncidentWorkflow:
                 retry_policy=VERIFY_RETRY,
             )
         except ActivityError as err:
-            self._note("verification failed", error_text(err))
+            self._host.record("verification failed", error_text(err))
             return False
-        self._note("verification passed", result)
+        self._host.record("verification passed", result)
         return True
 
     async def _compensate(self, done: list[PlannedAction]) -> None:
         for planned in reversed(done):
-            try:
-                planned.rollback = await self._executor(planned, "rollback", ActionOutcome)
-            except ActivityError as err:
-                planned.rollback = ActionOutcome(ok=False, summary=f"rollback failed: {error_text(err)}")
-            self._note(f"rollback of {planned.step}", planned.rollback.summary)
-
-    # --- bookkeeping ----------------------------------------------------------------------------
+            # The host keeps a failed rollback on the plan; every compensation is still attempted.
+            with contextlib.suppress(ActivityError):
+                await self._host.rollback_action(planned.step, planned.action, APPLY_CALL)
+            summary = planned.rollback.summary if planned.rollback else ""
+            self._host.record(f"rollback of {planned.step}", summary)
 
     def _plan_text(self) -> str:
         plan = self._state.plan
@@ -330,33 +360,3 @@ class IncidentWorkflow:
             return ""
         previews = "; ".join(f"{a.step}: {a.preview.summary}" for a in plan.actions if a.preview)
         return f"{plan.summary}. Preview: {previews}" if previews else plan.summary
-
-    def _note(self, event: str, detail: str = "") -> None:
-        self._state.timeline.append(
-            TimelineEntry(at=workflow.now(), phase=self._state.phase, event=event, detail=detail)
-        )
-
-    async def _enter(self, phase: Phase, event: str, detail: str = "") -> None:
-        self._state.phase = phase
-        self._note(event, detail)
-        workflow.upsert_search_attributes([sa.INCIDENT_PHASE.value_set(phase.value)])
-        await self._notify(event, 0)
-
-    async def _notify(self, message: str, level: int) -> None:
-        alert = self._state.alert
-        change = PhaseChange(
-            incident_id=self._state.incident_id,
-            phase=self._state.phase,
-            alert_name=alert.name,
-            service=alert.service,
-            severity=alert.severity,
-            message=message,
-            level=level,
-        )
-        try:
-            await workflow.execute_activity(
-                "notify", change, start_to_close_timeout=timedelta(seconds=30), retry_policy=READ_RETRY
-            )
-        except ActivityError as err:
-            # A broken webhook must not stop a remediation; the timeline keeps the failure.
-            self._note("notification failed", error_text(err))

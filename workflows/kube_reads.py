@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from workflows.actions import KubeName
 from workflows.models import DeploymentRevision, KubeEvent, PodStatus, UtcDatetime
@@ -87,6 +87,12 @@ class DescribeQuery(BaseModel):
     namespace: str = Field(default="", description="empty for a Node")
     kind: Literal["Pod", "Deployment", "ReplicaSet", "Node"]
     name: KubeName
+
+    @model_validator(mode="after")
+    def _namespace_for_namespaced_kinds(self) -> DescribeQuery:
+        if (self.kind == "Node") == bool(self.namespace):
+            raise ValueError("a Node has no namespace; a Pod, Deployment or ReplicaSet needs one")
+        return self
 
 
 class Description(BaseModel):

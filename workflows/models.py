@@ -16,6 +16,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from workflows.actions import ActionSpec
+from workflows.playbook import PinnedPlaybook
+from workflows.policy import Policy
 
 
 class Phase(StrEnum):
@@ -64,7 +66,11 @@ class Alert(BaseModel):
 
     @property
     def service(self) -> str:
-        return self.labels.get("service") or self.labels.get("job") or self.labels.get("app", "")
+        # `job` comes last: on kube-state-metrics alerts it names the exporter, not the workload.
+        for key in ("service", "app", "deployment", "container", "job"):
+            if value := self.labels.get(key):
+                return value
+        return ""
 
     @property
     def severity(self) -> str:
@@ -373,6 +379,11 @@ class IncidentConfig(BaseModel):
 class IncidentInput(BaseModel):
     alert: Alert
     config: IncidentConfig = IncidentConfig()
+    # Pinned by whoever starts the incident (the API, from REMEDIATOR_PLAYBOOK_DIR and
+    # REMEDIATOR_POLICY_FILE), so editing a YAML file never changes a running incident. No playbook:
+    # diagnosis plus a plan proposed for approval.
+    playbook: PinnedPlaybook | None = None
+    policy: Policy = Policy()
 
 
 class TimelineEntry(BaseModel):
@@ -382,12 +393,21 @@ class TimelineEntry(BaseModel):
     detail: str = ""
 
 
+class PlaybookRef(BaseModel):
+    """Which pinned playbook an incident runs: its name, file hash and where it was loaded from."""
+
+    name: str
+    sha256: str
+    source: str = ""
+
+
 class IncidentState(BaseModel):
     """The `state` query: everything a person needs to understand the incident."""
 
     incident_id: str
     phase: Phase
     alert: Alert
+    playbook: PlaybookRef | None = None
     evidence_summary: str = ""
     evidence: Evidence | None = None
     diagnosis: Diagnosis | None = None

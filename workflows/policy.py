@@ -224,7 +224,9 @@ class Verdict(BaseModel):
         return f"{'dry-run, ' if self.dry_run else ''}{head}: {self.reason}"
 
 
-def _limits(policy: Policy, ctx: ActionContext, reasons: list[str]) -> datetime | Literal[False] | None:
+def blast_radius_wait(
+    policy: Policy, ctx: ActionContext, reasons: list[str]
+) -> datetime | Literal[False] | None:
     """When the blast radius allows the action again: None now, False never (deny), else a time."""
     limits, usage = policy.limits, ctx.usage
     waits: list[datetime] = []
@@ -296,7 +298,7 @@ def evaluate(policy: Policy, ctx: ActionContext) -> Verdict:
     if _globs(policy.services.allow, ctx.service) is None:
         return Verdict(allowed=False, reasons=[*reasons, f"service {ctx.service!r} is not in the allow list"])
     dry_run = policy.is_dry_run(env)
-    limit_wait = _limits(policy, ctx, reasons)
+    limit_wait = blast_radius_wait(policy, ctx, reasons)
     if limit_wait is False:
         return Verdict(allowed=False, reasons=reasons)
     window_wait, override = _windows(policy, ctx, env, reasons)

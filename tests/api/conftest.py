@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -17,7 +17,7 @@ import pytest
 from temporalio.client import Client
 
 from api.app import create_app
-from tests.api.support import LIVE_SERVICE, serve
+from tests.api.support import LIVE_RESTART, LIVE_SERVICE, LiveService, serve, serve_directory
 from worker.devserver import DevServer
 from worker.main import build_worker
 from worker.settings import Settings
@@ -41,13 +41,21 @@ async def idle_http(idle_api: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="session")
-def live_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    root = tmp_path_factory.mktemp("api-live-up")
+    with serve_directory(root) as url:
+        yield LiveService(url=url, root=root)
+
+
+@pytest.fixture(scope="session")
+def live_settings(tmp_path_factory: pytest.TempPathFactory, live_service: LiveService) -> Settings:
     state = tmp_path_factory.mktemp("api-live")
     inventory = state / "inventory.yml"
+    restart = LIVE_RESTART.format(root=live_service.root)
     inventory.write_text(
         "all:\n  hosts:\n    localhost:\n"
         f"      ansible_connection: local\n      ansible_python_interpreter: {sys.executable}\n"
-        f"      restart_commands:\n        {LIVE_SERVICE}: 'true'\n"
+        f"      restart_commands:\n        {LIVE_SERVICE}: '{restart}'\n"
     )
     return Settings(
         task_queue=f"api-live-{uuid.uuid4().hex[:8]}",

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import json
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,40 @@ from worker.devserver import free_port
 from workflows.models import IncidentState, Phase
 
 FIXTURES = Path(__file__).parent / "fixtures"
-# The service the live tests' alerts name; the test inventory restarts it with a harmless command.
+# The service the live tests' alerts name; the test inventory "restarts" it for one incident (below).
 LIVE_SERVICE = "api-test-svc"
+# What the inventory's restart command for LIVE_SERVICE runs: it marks the incident's service as up.
+LIVE_RESTART = "touch {root}/{{{{ incident_id }}}}"
+
+
+@dataclass(frozen=True)
+class LiveService:
+    """LIVE_SERVICE as the ServiceDown playbook sees it: a real HTTP endpoint per incident, down (404)
+    until Ansible's restart for that incident creates its file, then up (200)."""
+
+    url: str
+    root: Path
+
+    def probe_url(self, fingerprint: str) -> str:
+        return f"{self.url}/incident-{fingerprint}"
+
+
+@contextlib.contextmanager
+def serve_directory(root: Path) -> Iterator[str]:
+    """Python's own file server on a free port, in a thread; yields its base URL."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def load(name: str) -> Any:

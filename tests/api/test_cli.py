@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from api.cli import app
-from tests.api.support import LIVE_SERVICE, load, uniquely, wait_for, wait_for_phase
+from tests.api.support import LIVE_SERVICE, LiveService, load, uniquely, wait_for, wait_for_phase
 from worker.devserver import free_port
 from workflows.models import Phase
 
@@ -46,13 +46,20 @@ def failed_cleanly(result: Result, message: str) -> None:
 
 
 @pytest.mark.ansible
-async def test_send_list_show_approve_and_reject(live_api: str, tmp_path: Path) -> None:
+async def test_send_list_show_approve_and_reject(
+    live_api: str, live_service: LiveService, tmp_path: Path
+) -> None:
     token = uuid.uuid4().hex[:8]
+    # Each names an endpoint that is down until its incident's restart (the ServiceDown playbook probes).
     alerts = [
         {
             "alertname": "ServiceDown",
+            "fingerprint": f"cli-{token}-{n}",
             "labels": {"service": LIVE_SERVICE, "instance": f"cli-{token}-{n}", "severity": "critical"},
-            "annotations": {"probe_url": f"{live_api}/healthz", "summary": "[FIRING] down"},
+            "annotations": {
+                "probe_url": live_service.probe_url(f"cli-{token}-{n}"),
+                "summary": "[FIRING] down",
+            },
         }
         for n in (1, 2)
     ]

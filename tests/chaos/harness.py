@@ -56,6 +56,8 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities import processes
+from activities.processes import alive, command_line
 from tests.chaos.workflow import ApplyInput, ChaosApplyWorkflow
 from worker.devserver import DevServer
 from workflows.models import ActionOutcome, ActionRequest
@@ -64,45 +66,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ProcessTree = dict[int, str]
 
 
-def _process_table() -> tuple[dict[int, list[int]], ProcessTree]:
-    children: dict[int, list[int]] = {}
-    commands: ProcessTree = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue  # it exited while we looked
-        # The command name in stat may contain spaces and parentheses; the fields after it do not.
-        state, ppid = stat.rpartition(")")[2].split()[:2]
-        if state != "Z":
-            children.setdefault(int(ppid), []).append(int(entry.name))
-            commands[int(entry.name)] = command.strip()
-    return children, commands
-
-
 def process_tree(root: int) -> ProcessTree:
     """`root` and all its living descendants, pid -> command line."""
-    children, commands = _process_table()
-    tree: ProcessTree = {}
-    todo = [root]
-    while todo:
-        pid = todo.pop()
-        if pid in commands:
-            tree[pid] = commands[pid]
-            todo.extend(children.get(pid, []))
-    return tree
-
-
-def alive(pid: int) -> bool:
-    """Running, that is: a zombie has done all it will ever do."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    return {pid: command_line(pid) for pid in processes.process_tree(root)}
 
 
 def wait_gone(processes: ProcessTree, seconds: float = 15.0) -> ProcessTree:

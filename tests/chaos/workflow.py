@@ -9,8 +9,8 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.incident import APPLY_RETRY, EXECUTOR_TIMEOUT
     from workflows.models import ActionOutcome, ActionRequest
+    from workflows.playbook_host import ACTION_TIMEOUT, APPLY_RETRY
 
 
 class ApplyInput(BaseModel):
@@ -28,7 +28,7 @@ class ChaosApplyWorkflow:
             inp.request,
             result_type=ActionOutcome,
             task_queue=inp.activity_task_queue,
-            start_to_close_timeout=EXECUTOR_TIMEOUT,
+            start_to_close_timeout=ACTION_TIMEOUT,
             heartbeat_timeout=inp.heartbeat_timeout,
             retry_policy=APPLY_RETRY,
         )

@@ -19,8 +19,8 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from tests.chaos.harness import process_tree
 from tests.k8s_emulator.cases import CASES
+from tests.k8s_emulator.controllers import DEPLOYMENTS
 from tests.k8s_emulator.harness import KubeTarget, deployment, emulated, pod, requests
-from tests.k8s_emulator.server import DEPLOYMENTS
 from workflows.actions import KubernetesAction
 from workflows.models import ActionRequest
 
@@ -346,3 +346,26 @@ def test_a_missing_kubeconfig_fails_for_good(tmp_path: Path) -> None:
     with pytest.raises(ApplicationError, match="cannot load the Kubernetes configuration from") as err:
         target.run(target.executor.preview, scale(target))
     assert err.value.type == "KubeConfig" and err.value.non_retryable
+
+
+def test_a_refused_namespace_costs_no_call(kube: KubeTarget) -> None:
+    assert kube.emulator is not None
+    served = len(list(kube.emulator))
+    elsewhere = {**MANIFEST, "metadata": {"name": "flags", "namespace": "kube-system"}}
+    actions = [
+        KubernetesAction(
+            name="x", operation="scale", namespace="default", args={"deployment": "w", "replicas": 1}
+        ),
+        KubernetesAction(name="x", operation="apply", args={"manifest": elsewhere}),
+    ]
+    for action in actions:
+        request = ActionRequest(incident_id="incident-k8s-test", step="fix", action=action)
+        for activity in (
+            kube.executor.preview,
+            kube.executor.snapshot,
+            kube.executor.apply,
+            kube.executor.rollback,
+        ):
+            with pytest.raises(ApplicationError, match="is not in REMEDIATOR_KUBE_NAMESPACES"):
+                kube.run(activity, request)
+    assert len(list(kube.emulator)) == served

@@ -18,8 +18,9 @@ import pytest
 from temporalio.client import Client
 
 from tests.chaos.harness import KillScenario, ProcessTree, run_kill_scenario
+from tests.k8s_emulator.controllers import PODS
 from tests.k8s_emulator.harness import RS_OWNER, KubeTarget, deployment, emulated, evictions, pod
-from tests.k8s_emulator.server import PODS, ClusterEmulator
+from tests.k8s_emulator.server import ClusterEmulator
 from worker.devserver import DevServer
 from workflows.actions import KubernetesAction
 from workflows.models import ActionRequest

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from tests.k8s_emulator.cases import case_cordon
+from tests.k8s_emulator.cases import case_cordon, case_uncordon
 from tests.k8s_emulator.harness import RS_OWNER, KubeTarget, emulated, evictions, pod, requests
 
 pytestmark = pytest.mark.kubernetes
@@ -24,6 +24,10 @@ def kube(tmp_path: Path) -> Iterator[KubeTarget]:
 
 def test_cordon(kube: KubeTarget) -> None:
     case_cordon(kube, "node-1")
+
+
+def test_uncordon(kube: KubeTarget) -> None:
+    case_uncordon(kube, "node-1")
 
 
 def pods_on_node(kube: KubeTarget) -> list[str]:
@@ -73,6 +77,11 @@ def test_drain(kube: KubeTarget) -> None:
         and "+  unschedulable: true" in preview.diff
     )
     assert pods_on_node(kube) == ["kube-system/agent-x", "shop/web-1", "shop/web-2"] and evictions(kube) == []
+    snapshot = kube.run(kube.executor.snapshot, request)
+    assert (
+        snapshot["pods"] == ["shop/web-1", "shop/web-2"]
+        and snapshot["object"]["metadata"]["name"] == "node-1"
+    )
     applied = kube.run(kube.executor.apply, request)
     assert applied.summary == "drained node node-1: 2 of 2 pods evicted now"
     assert pods_on_node(kube) == ["kube-system/agent-x"], "DaemonSet pods stay"

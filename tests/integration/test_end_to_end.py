@@ -1,4 +1,9 @@
-"""Webhook -> incident -> approval -> real Ansible -> verification, on the real Temporal dev server."""
+"""Webhook -> incident -> approval -> real Ansible -> verification, on the real Temporal dev server.
+
+The API pins the shipped ServiceDown playbook (probe, restart through Ansible, verify). The stack runs
+a copy of the shipped playbooks in which only ServiceDown's verification is shortened (`fast_playbooks`),
+so that a restart that never heals is rolled back in seconds rather than after five minutes.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from api.app import create_app
 from worker.client import connect
 from worker.devserver import DevServer, free_port
 from worker.main import build_worker
-from worker.settings import Settings
+from worker.settings import REPO_ROOT, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
 
@@ -50,6 +55,19 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Pat
     subprocess.run(["pkill", "-f", serve_command(port, root)], check=False)
 
 
+def fast_playbooks(directory: Path) -> Path:
+    """The shipped playbooks, with ServiceDown verifying every 2s for at most 20s instead of 10s / 5m."""
+    for shipped in (REPO_ROOT / "playbooks").glob("*.yaml"):
+        (directory / shipped.name).write_text(shipped.read_text())
+    service_down = directory / "service_down.yaml"
+    text = service_down.read_text()
+    assert "    interval: 10s\n    timeout: 5m\n" in text, "the shipped ServiceDown playbook changed"
+    service_down.write_text(
+        text.replace("    interval: 10s\n    timeout: 5m\n", "    interval: 2s\n    timeout: 20s\n")
+    )
+    return directory
+
+
 @pytest.fixture(scope="module")
 async def stack(
     dev_server: DevServer, service: tuple[int, Path], tmp_path_factory: pytest.TempPathFactory
@@ -63,6 +81,7 @@ async def stack(
         "all:\n  hosts:\n    localhost:\n"
         f"      ansible_connection: local\n      ansible_python_interpreter: {sys.executable}\n"
         f"      remediation_log: {rollback_log}\n"
+        f"      remediator_marker_dir: {state / 'markers'}\n"
         "      restart_commands:\n"
         f"        web: {restart!r}\n"
         "        broken: 'true'\n"
@@ -72,6 +91,7 @@ async def stack(
         task_queue=f"e2e-{port}",
         ansible_inventory=str(inventory),
         verify_timeout=timedelta(seconds=8),
+        playbook_dir=fast_playbooks(tmp_path_factory.mktemp("playbooks")),
     )
     os.environ.pop("REMEDIATOR_AUTO_APPROVE", None)
     api_port = free_port()
@@ -169,6 +189,9 @@ async def test_webhook_to_verified_fix(stack: Stack, service: tuple[int, Path]) 
     state = await wait_for_phase(stack.api, incident, {"Resolved", "RolledBack", "Failed"})
     assert state["phase"] == "Resolved", state["timeline"]
     assert state["approvals"][0]["approver"] == "alice"
+    assert state["playbook"]["name"] == "ServiceDown"
+    path = next(e["detail"] for e in state["timeline"] if e["event"] == "playbook path")
+    assert path == "probe -> still_down -> restart -> healthy"
     async with httpx.AsyncClient() as probe:
         assert (await probe.get(f"http://127.0.0.1:{port}/health")).status_code == 200
     result = state["plan"]["actions"][0]["result"]
@@ -187,6 +210,6 @@ async def test_failed_verification_rolls_back(stack: Stack) -> None:
 
     state = await wait_for_phase(stack.api, incident, {"Resolved", "RolledBack", "Failed"})
     assert state["phase"] == "RolledBack"
-    assert "verification failed" in [entry["event"] for entry in state["timeline"]]
+    assert "verify healthy failed" in [entry["event"] for entry in state["timeline"]]
     # The compensation really ran: the rollback playbook recorded the failed restart on the host.
     assert f"{incident}/restart restart of broken did not verify" in stack.rollback_log.read_text()

@@ -54,7 +54,14 @@ def eventually(check: Callable[[], bool], what: str, seconds: float = 20.0) -> N
 
 
 def roundtrip(t: KubeTarget, request: ActionRequest, read: Callable[[], dict[str, Any] | None]) -> None:
-    """apply twice (one effect), rollback twice (one restore): the key guards both."""
+    """snapshot, then apply twice (one effect) and rollback twice (one restore): the key guards both."""
+    before = read()
+    snapshot = t.run(t.executor.snapshot, request)
+    if before is None:
+        assert snapshot == {"absent": True}
+    else:
+        assert snapshot["resourceVersion"] == before["metadata"]["resourceVersion"]
+        assert essence(snapshot["object"]) == essence(before)
     applied = t.run(t.executor.apply, request)
     assert applied.ok and applied.changed, applied.summary
     after = read()
@@ -122,6 +129,8 @@ def case_set_resources(t: KubeTarget) -> None:
     assert resources() == {**before, "limits": {"memory": "64Mi"}}, "requests stay, limits are added"
     t.run(t.executor.rollback, request)
     assert resources() == before
+    t.run_id += "-again"
+    roundtrip(t, request, lambda: t.deployment("worker"))
     wrong = t.request("set_resources", {"deployment": "worker", "container": "nope", "limits": {"cpu": "1"}})
     with pytest.raises(ApplicationError, match="has no container 'nope'") as refused:
         t.run(t.executor.preview, wrong)
@@ -211,6 +220,32 @@ def case_delete_pod(t: KubeTarget) -> None:
         t.run(t.executor.apply, request)
     assert missing.value.type == "KubernetesNotFound" and missing.value.non_retryable
     assert "cannot be restored" in t.run(t.executor.rollback, request).summary
+
+
+def case_uncordon(t: KubeTarget, node: str) -> None:
+    """Uncordon a cordoned node; the rollback cordons it again."""
+    read = lambda: t.get("v1", "Node", node)  # noqa: E731
+    t.admin.call(
+        "cordon",
+        t.admin.core.patch_node,
+        node,
+        {"spec": {"unschedulable": True}},
+        _content_type="application/merge-patch+json",
+    )
+    request = t.request("uncordon", {"node": node})
+    preview = t.run(t.executor.preview, request)
+    assert "unschedulable: true" in diff_lines(preview.diff, "-"), preview.diff
+    t.run(t.executor.apply, request)
+    assert not read()["spec"].get("unschedulable")  # type: ignore[index]
+    t.run(t.executor.rollback, request)
+    assert read()["spec"]["unschedulable"] is True  # type: ignore[index]
+    t.admin.call(
+        "uncordon",
+        t.admin.core.patch_node,
+        node,
+        {"spec": {"unschedulable": None}},
+        _content_type="application/merge-patch+json",
+    )
 
 
 def case_cordon(t: KubeTarget, node: str) -> None:

@@ -19,10 +19,9 @@ import aiohttp.web
 import attrs
 import kmock
 import yaml
-from kmock._internal.rendering import Request
 
 from tests.k8s_emulator import openapi, resources
-from tests.k8s_emulator.controllers import DEPLOYMENTS, PODS, DeploymentController, evict
+from tests.k8s_emulator.controllers import DEPLOYMENTS, DeploymentController, evict
 from tests.k8s_emulator.patches import PatchError, apply
 from tests.k8s_emulator.resources import BY_PATH, Resource
 from tests.k8s_emulator.selectors import field_selector, label_selector
@@ -129,7 +128,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):
         except StoreError as err:
             return await self._render_error(_fail(err.status, err.reason, err.message))
 
-    async def _handle(self, request: Request) -> aiohttp.web.StreamResponse:
+    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         try:
             return await super()._handle(request)  # reactions a test injected
         except NotImplementedError:
@@ -144,7 +143,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):
         for listener in list(self.store.listeners):
             listener()
 
-    async def _delay(self, request: Request, after: bool) -> None:
+    async def _delay(self, request: kmock.Request, after: bool) -> None:
         for delay in self.delays:
             if (
                 delay.after == after
@@ -154,7 +153,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.closing.wait(), delay.seconds)
 
-    async def _serve(self, request: Request) -> aiohttp.web.StreamResponse:
+    async def _serve(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         await self._delay(request, after=False)
         try:
             response = await self._route(request)
@@ -165,7 +164,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):
         await self._delay(request, after=True)
         return response
 
-    async def _route(self, request: Request) -> aiohttp.web.StreamResponse:
+    async def _route(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         path, method = request.url.path.rstrip("/") or "/", request.method.value
         if method == "GET" and (found := self._discovery(path)) is not None:
             return _json(found)
@@ -294,7 +293,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):
             },
         }
 
-    def _write(self, request: Request, target: Target, dry_run: bool) -> aiohttp.web.StreamResponse:
+    def _write(self, request: kmock.Request, target: Target, dry_run: bool) -> aiohttp.web.StreamResponse:
         res, ns, name, sub = target.resource, target.namespace, target.name, target.subresource
         content_type = request.headers.get("Content-Type", _JSON)
         body = self._body(request, content_type)
@@ -322,7 +321,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):
         return _json(result)
 
     @staticmethod
-    def _body(request: Request, content_type: str) -> Any:
+    def _body(request: kmock.Request, content_type: str) -> Any:
         try:
             return (
                 yaml.safe_load(request.text) if "yaml" in content_type else json.loads(request.text or "null")
@@ -331,7 +330,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):
             raise _fail(400, "BadRequest", f"the request body is not valid: {err}") from err
 
     def _server_side_apply(
-        self, request: Request, target: Target, live: dict[str, Any] | None, body: Any, dry_run: bool
+        self, request: kmock.Request, target: Target, live: dict[str, Any] | None, body: Any, dry_run: bool
     ) -> aiohttp.web.StreamResponse:
         res, manager = target.resource, request.params.get("fieldManager", "")
         if not manager:
@@ -396,7 +395,7 @@ class ClusterEmulator(kmock.KubernetesScaffold):
             if current is not None:
                 self.controller.sync(current)
 
-    async def _watch(self, request: Request, target: Target) -> aiohttp.web.StreamResponse:
+    async def _watch(self, request: kmock.Request, target: Target) -> aiohttp.web.StreamResponse:
         assert self.loop is not None and request._raw_request is not None
         params, res = request.params, target.resource
         deadline = self.loop.time() + float(params.get("timeoutSeconds", 1800))
@@ -445,6 +444,3 @@ class ClusterEmulator(kmock.KubernetesScaffold):
             self.store.listeners.remove(listener)
         await response.write_eof()
         return response
-
-
-__all__ = ["APPLIED", "DEPLOYMENTS", "PODS", "ClusterEmulator", "Mutation"]

@@ -2,57 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.metrics import MetricsActivities
 from activities.probe import ProbeActivities
 from tests.llm.fake_openai import FakeOpenAI
+from tests.prometheus import running_prometheus
 from worker.devserver import free_port
 from worker.settings import Settings
 from workflows.investigation_models import ProbeRequest, PromQuery
-
-PROMETHEUS = "/usr/bin/prometheus"
 
 
 @pytest.fixture(scope="module")
 async def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """Debian's Prometheus with no targets: constant expressions such as vector(42) need none."""
-    folder = tmp_path_factory.mktemp("prometheus")
-    (folder / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={folder / 'prometheus.yml'}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "log").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as http:
-            for _ in range(100):
-                try:
-                    if (await http.get(f"{url}/-/ready")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"Prometheus did not become ready: {(folder / 'log').read_text()[-2000:]}")
+    async with running_prometheus(tmp_path_factory.mktemp("prometheus")) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 async def test_instant_and_range_queries(prometheus_url: str, tmp_path: Path) -> None:

@@ -9,19 +9,33 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from tests.workflows.fakes import CONFIG, QUEUE, Fakes, make_alert, start, wait_phase
+from tests.workflows.fakes import (
+    CONFIG,
+    QUEUE,
+    Fakes,
+    make_alert,
+    settled,
+    shipped,
+    start,
+    wait_phase,
+    worker,
+)
 from worker.client import register_search_attributes
 from workflows.incident import IncidentWorkflow
+from workflows.limiter import LimiterState, RemediationLimiter
 from workflows.models import Decision, Phase
+from workflows.playbook import PinnedPlaybook
+from workflows.policy import Policy
 
 HISTORIES = Path(__file__).parent / "histories"
 Steer = Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]
@@ -30,6 +44,13 @@ Steer = Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]
 async def approve(handle: WorkflowHandle[Any, Any]) -> None:
     await wait_phase(handle, Phase.AWAITING_APPROVAL)
     await handle.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="recorded"))
+
+
+async def approve_twice(handle: WorkflowHandle[Any, Any]) -> None:
+    """Two distinct people, as destructive actions need."""
+    await wait_phase(handle, Phase.AWAITING_APPROVAL)
+    for person in ("alice", "bob"):
+        await handle.signal(IncidentWorkflow.approve, Decision(approver=person, reason="recorded"))
 
 
 async def reject(handle: WorkflowHandle[Any, Any]) -> None:
@@ -43,17 +64,71 @@ async def resolve(handle: WorkflowHandle[Any, Any]) -> None:
 
 
 async def wait(handle: WorkflowHandle[Any, Any]) -> None:
-    """Nobody answers: the escalation chain runs out."""
+    """Nobody answers: the escalation chain runs out, or the playbook runs on its own."""
 
 
-CASES: dict[str, tuple[Fakes, Steer]] = {
-    "resolved": (Fakes(), approve),
-    "rolled_back": (Fakes(verify_ok=False), approve),
-    "failed": (Fakes(apply_fails=True), approve),
-    "rejected": (Fakes(), reject),
-    "cancelled_by_resolve": (Fakes(), resolve),
-    "escalated": (Fakes(), wait),
+@dataclass
+class Case:
+    fakes: Fakes
+    steer: Steer
+    playbook: str = ""  # a shipped playbook's file; empty: none pinned (the catalogue path)
+    policy: Policy = field(default_factory=Policy)
+    labels: dict[str, str] = field(default_factory=dict)
+    before: int = 0  # incidents for the same service run (unrecorded) first, to use up the limits
+
+    def pinned(self) -> PinnedPlaybook | None:
+        return shipped(self.playbook) if self.playbook else None
+
+
+DOWN_THEN_UP: list[dict[str, Any]] = [{"ok": False}, {"ok": True, "status": 200}]
+CASES: dict[str, Case] = {
+    "resolved": Case(Fakes(), approve),
+    "rolled_back": Case(Fakes(verify_ok=False), approve),
+    "failed": Case(Fakes(apply_fails=True), approve),
+    "rejected": Case(Fakes(), reject),
+    "cancelled_by_resolve": Case(Fakes(), resolve),
+    "escalated": Case(Fakes(), wait),
+    # Playbook-driven endings (v2 on): the interpreter, policy verdicts and the limiter in history.
+    "playbook_resolved": Case(Fakes(reads={"probe.http": DOWN_THEN_UP}), wait, "service_down.yaml"),
+    "playbook_two_approvers": Case(
+        Fakes(reads={"metrics.query": [{"value": 0}]}),
+        approve_twice,
+        "node_not_ready.yaml",
+        labels={"alertname": "NodeNotReady", "node": "node-7", "environment": "prod"},
+    ),
+    "policy_denied": Case(
+        Fakes(reads={"probe.http": DOWN_THEN_UP}),
+        wait,
+        "service_down.yaml",
+        Policy(services={"deny": ["demo"]}),
+    ),
+    "dry_run": Case(
+        Fakes(reads={"probe.http": DOWN_THEN_UP}), wait, "service_down.yaml", Policy(dry_run=True)
+    ),
+    "rate_limited_wait": Case(
+        Fakes(reads={"probe.http": DOWN_THEN_UP * 2}),
+        wait,
+        "service_down.yaml",
+        Policy(limits={"actions_per_service_per_hour": 1}, max_wait="2h"),
+        before=1,
+    ),
 }
+
+
+async def run_case(env: WorkflowEnvironment, case: Case) -> WorkflowHandle[Any, Any]:
+    limiter = f"limiter-{uuid.uuid4().hex[:8]}"
+    async with worker(env.client, case.fakes, QUEUE, limiter):
+        # Started plainly: the time-skipping server gives a workflow that update-with-start created a
+        # ten-year timer and skips to it when nothing else is pending (see tests/workflows/test_limits.py).
+        await env.client.start_workflow(RemediationLimiter.run, LimiterState(), id=limiter, task_queue=QUEUE)
+        for _ in range(case.before):
+            await settled(
+                await start(env.client, make_alert(**case.labels), CONFIG, case.pinned(), case.policy)
+            )
+        handle = await start(env.client, make_alert(**case.labels), CONFIG, case.pinned(), case.policy)
+        await case.steer(handle)
+        await handle.result()
+    return handle
 
 
 async def main(version: str) -> None:
@@ -63,14 +138,9 @@ async def main(version: str) -> None:
     )
     await register_search_attributes(env.client)
     HISTORIES.mkdir(exist_ok=True)
-    for name, (fakes, steer) in CASES.items():
-        async with Worker(
-            env.client, task_queue=QUEUE, workflows=[IncidentWorkflow], activities=fakes.activities()
-        ):
-            handle = await start(env.client, make_alert(), CONFIG)
-            await steer(handle)
-            await handle.result()
-            history = await handle.fetch_history()
+    for name, case in CASES.items():
+        handle = await run_case(env, case)
+        history = await handle.fetch_history()
         (HISTORIES / f"{version}-{name}.json").write_text(history.to_json())
         print(f"recorded {version}-{name}")
     await env.shutdown()

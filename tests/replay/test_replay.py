@@ -15,9 +15,24 @@ from workflows.incident import IncidentWorkflow
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
+CATALOGUE_ENDINGS = {"resolved", "rolled_back", "failed", "rejected", "cancelled_by_resolve", "escalated"}
+PLAYBOOK_ENDINGS = {
+    "playbook_resolved",
+    "playbook_two_approvers",
+    "policy_denied",
+    "dry_run",
+    "rate_limited_wait",
+}
+
+
+def endings(version: str) -> set[str]:
+    return {path.stem.split("-", 1)[1] for path in HISTORIES if path.stem.startswith(f"{version}-")}
+
+
 def test_histories_cover_every_ending() -> None:
-    endings = {path.stem.split("-", 1)[1] for path in HISTORIES}
-    assert endings >= {"resolved", "rolled_back", "failed", "rejected", "cancelled_by_resolve", "escalated"}
+    # v1: before playbooks (incidents started then replay the catalogue path); v2: playbooks and policy.
+    assert endings("v1") >= CATALOGUE_ENDINGS
+    assert endings("v2") >= CATALOGUE_ENDINGS | PLAYBOOK_ENDINGS
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -1,4 +1,8 @@
-"""Fake activities registered under the real names, and helpers shared by workflow and replay tests."""
+"""Fake activities registered under the real names, and helpers shared by workflow and replay tests.
+
+The blast-radius limiter is not faked: `worker()` registers the real RemediationLimiter workflow and
+the real `limits.*` activities (with a limiter id of the caller's, so tests never share counts).
+"""
 
 from __future__ import annotations
 
@@ -10,12 +14,26 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.worker import Worker
 
+from activities.limits import LimitsActivities
+from worker.playbooks import load_playbook
+from worker.settings import REPO_ROOT
 from workflows.incident import IncidentWorkflow
-from workflows.investigation_models import LLMPolicy
+from workflows.investigation_models import LLMPolicy, ProbeRequest, PromQuery
+from workflows.kube_reads import (
+    EventList,
+    EventsQuery,
+    LogsQuery,
+    PodLogs,
+    RolloutHistory,
+    RolloutHistoryQuery,
+)
+from workflows.limiter import RemediationLimiter
 from workflows.models import (
     ActionOutcome,
     ActionRequest,
@@ -26,35 +44,69 @@ from workflows.models import (
     IncidentConfig,
     IncidentInput,
     IncidentState,
+    MetricSample,
     Phase,
     PhaseChange,
     ProbeResult,
     VerifyRequest,
 )
+from workflows.playbook import PinnedPlaybook
+from workflows.policy import Policy
 
 QUEUE = "incident-tests"
+EXECUTORS = ("ansible", "kubernetes", "terraform")
+PLAYBOOKS = REPO_ROOT / "playbooks"
+Answers = list[dict[str, Any]]
 
 
 @dataclass
 class Fakes:
-    """Activities registered under the real names; they record what the workflow asked for."""
+    """Activities registered under the real names; they record what the workflow asked for.
+
+    Reads answer from `reads` (activity name -> outputs in order, the last one repeating), merged
+    over what the request itself says (the url, the query ...).
+    """
 
     verify_ok: bool = True
-    apply_fails: bool = False
-    calls: list[str] = field(default_factory=list)
+    apply_fails: bool = False  # every apply fails
+    failing: set[str] = field(default_factory=set)  # steps whose apply fails
+    reads: dict[str, Answers] = field(default_factory=dict)
+    previews: dict[str, dict[str, Any]] = field(default_factory=dict)  # step -> preview fields
+    diagnosis: Diagnosis = field(
+        default_factory=lambda: Diagnosis(
+            category="dependency_down", confidence=0.8, explanation="probe refused"
+        )
+    )
+    calls: list[str] = field(default_factory=list)  # activity names, in order
+    steps: list[str] = field(default_factory=list)  # "<executor>.<op>:<step>", in order
     notifications: list[PhaseChange] = field(default_factory=list)
     remembered: list[IncidentState] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reads = {name: list(script) for name, script in self.reads.items()}  # ours to consume
+
+    def applied(self) -> list[str]:
+        return [s.split(":", 1)[1] for s in self.steps if s.split(":")[0].endswith(".apply")]
+
+    def _read(self, name: str, model: type[BaseModel], given: dict[str, Any]) -> Any:
+        self.calls.append(name)
+        script = self.reads.get(name, [{}])
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        return model.model_validate({**given, **answer})
 
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name="gather_evidence")
         async def gather(alert: Alert) -> Evidence:
+            if "gather_evidence" in self.reads:
+                result: Evidence = self._read("gather_evidence", Evidence, {})
+                return result
             self.calls.append("gather_evidence")
             return Evidence(probe=ProbeResult(url="http://demo/health", ok=False, error="ConnectError"))
 
         @activity.defn(name="diagnose")
         async def diagnose(request: DiagnoseRequest) -> Diagnosis:
             self.calls.append("diagnose")
-            return Diagnosis(category="dependency_down", confidence=0.8, explanation="probe refused")
+            return self.diagnosis
 
         @activity.defn(name="notify")
         async def notify(change: PhaseChange) -> str:
@@ -68,18 +120,6 @@ class Fakes:
                 raise ApplicationError("still unhealthy", non_retryable=True)
             return "probe answered 200"
 
-        def executor(op: str) -> Callable[..., Any]:
-            @activity.defn(name=f"ansible.{op}")
-            async def run(request: ActionRequest) -> Any:
-                self.calls.append(f"ansible.{op}")
-                if op == "snapshot":
-                    return {"rollback_playbook": request.action.rollback_playbook}
-                if op == "apply" and self.apply_fails:
-                    raise ApplicationError("task failed on localhost", non_retryable=True)
-                return ActionOutcome(ok=True, summary=f"{op} done", changed=op != "preview")
-
-            return run
-
         @activity.defn(name="llm.policy")
         async def llm_policy() -> LLMPolicy:
             return LLMPolicy(enabled=False)
@@ -89,16 +129,80 @@ class Fakes:
             self.remembered.append(state)
 
         ops = ("preview", "snapshot", "apply", "rollback")
-        return [gather, diagnose, notify, verify, llm_policy, remember, *(executor(op) for op in ops)]
+        executors = [self._executor(kind, op) for kind in EXECUTORS for op in ops]
+        return [gather, diagnose, notify, verify, llm_policy, remember, *self._reads(), *executors]
+
+    def _reads(self) -> list[Callable[..., Any]]:
+        @activity.defn(name="probe.http")
+        async def probe(request: ProbeRequest) -> ProbeResult:
+            result: ProbeResult = self._read("probe.http", ProbeResult, {"url": request.url, "ok": False})
+            return result
+
+        @activity.defn(name="metrics.query")
+        async def query(request: PromQuery) -> MetricSample:
+            given = {"query": request.query, "kind": "instant"}
+            result: MetricSample = self._read("metrics.query", MetricSample, given)
+            return result
+
+        @activity.defn(name="kubernetes.logs")
+        async def logs(request: LogsQuery) -> PodLogs:
+            given = {"pod": request.pod, "container": request.container, "previous": request.previous}
+            result: PodLogs = self._read("kubernetes.logs", PodLogs, given)
+            return result
+
+        @activity.defn(name="kubernetes.events")
+        async def events(request: EventsQuery) -> EventList:
+            result: EventList = self._read("kubernetes.events", EventList, {"namespace": request.namespace})
+            return result
+
+        @activity.defn(name="kubernetes.rollout_history")
+        async def history(request: RolloutHistoryQuery) -> RolloutHistory:
+            given = {"deployment": request.deployment}
+            result: RolloutHistory = self._read("kubernetes.rollout_history", RolloutHistory, given)
+            return result
+
+        return [probe, query, logs, events, history]
+
+    def _executor(self, kind: str, op: str) -> Callable[..., Any]:
+        async def run(request: ActionRequest) -> Any:
+            self.calls.append(f"{kind}.{op}")
+            self.steps.append(f"{kind}.{op}:{request.step}")
+            if op == "snapshot":
+                return {"before": request.action.name}
+            failing = self.apply_fails or request.step in self.failing
+            if op == "apply" and failing:
+                raise ApplicationError("task failed on localhost", non_retryable=True)
+            fields = {"ok": True, "summary": f"{op} done", "changed": op != "preview"}
+            return ActionOutcome.model_validate(
+                {**fields, **(self.previews.get(request.step, {}) if op == "preview" else {})}
+            )
+
+        return activity.defn(name=f"{kind}.{op}")(run)
 
 
-def make_alert(name: str = "ServiceDown", status: str = "firing") -> Alert:
+def worker(client: Client, fakes: Fakes, queue: str = QUEUE, limiter_id: str = "") -> Worker:
+    """IncidentWorkflow with `fakes`, plus the real limiter (its own id, unless one is given)."""
+    limits = LimitsActivities(limiter_id or f"limiter-{uuid.uuid4().hex[:8]}")
+    return Worker(
+        client,
+        task_queue=queue,
+        workflows=[IncidentWorkflow, RemediationLimiter],
+        activities=[*fakes.activities(), limits.acquire, limits.release, limits.usage],
+    )
+
+
+def make_alert(name: str = "ServiceDown", status: str = "firing", **labels: str) -> Alert:
     return Alert(
         fingerprint=uuid.uuid4().hex[:16],
         status=status,  # type: ignore[arg-type]
-        labels={"alertname": name, "service": "demo", "severity": "critical", "environment": "dev"},
+        labels={"alertname": name, "service": "demo", "severity": "critical", "environment": "dev", **labels},
         annotations={"probe_url": "http://demo/health"},
     )
+
+
+def shipped(file: str) -> PinnedPlaybook:
+    """A shipped playbook, loaded and validated as the API loads it."""
+    return load_playbook(PLAYBOOKS / file, PLAYBOOKS / "ansible").pinned()
 
 
 CONFIG = IncidentConfig(
@@ -109,12 +213,20 @@ CONFIG = IncidentConfig(
 )
 
 
-async def start(client: Client, alert: Alert, config: IncidentConfig = CONFIG) -> WorkflowHandle[Any, Any]:
+async def start(
+    client: Client,
+    alert: Alert,
+    config: IncidentConfig = CONFIG,
+    playbook: PinnedPlaybook | None = None,
+    policy: Policy | None = None,
+    queue: str = QUEUE,
+) -> WorkflowHandle[Any, Any]:
+    inp = IncidentInput(alert=alert, config=config, playbook=playbook, policy=policy or Policy())
     return await client.start_workflow(
         IncidentWorkflow.run,
-        IncidentInput(alert=alert, config=config),
+        inp,
         id=alert.workflow_id,
-        task_queue=QUEUE,
+        task_queue=queue,
         start_signal="alert",
         start_signal_args=[alert],
     )
@@ -129,6 +241,41 @@ async def wait_phase(handle: WorkflowHandle[Any, Any], phase: Phase) -> Incident
     raise AssertionError(f"never reached {phase}; last phase {state.phase}")
 
 
+async def wait_state(
+    handle: WorkflowHandle[Any, Any], holds: Callable[[IncidentState], bool], what: str
+) -> IncidentState:
+    for _ in range(200):
+        state: IncidentState = await handle.query(IncidentWorkflow.state)
+        if holds(state):
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never {what}; last events {events(state)[-5:]}")
+
+
+async def wait_event(handle: WorkflowHandle[Any, Any], prefix: str, times: int = 1) -> IncidentState:
+    """The state once the timeline has `times` events starting with `prefix`."""
+
+    def recorded(state: IncidentState) -> bool:
+        return sum(e.startswith(prefix) for e in events(state)) >= times
+
+    return await wait_state(handle, recorded, f"recorded {prefix!r} {times} time(s)")
+
+
+async def settled(handle: WorkflowHandle[Any, Any]) -> IncidentState:
+    """The final state of a run that needs no timer, waited for without `result()`.
+
+    `result()` lets the time-skipping server skip time, and once the run has ended it may skip to any
+    timer of any workflow (the test server gives a limiter that update-with-start reached a ten-year
+    one): a later incident would then find an hour-long limit long expired.
+    """
+    for _ in range(400):
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            state: IncidentState = await handle.query(IncidentWorkflow.state)
+            return state
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"{handle.id} is still running")
+
+
 async def expect_cancelled(handle: WorkflowHandle[Any, Any]) -> None:
     with pytest.raises(WorkflowFailureError) as raised:
         await handle.result()
@@ -137,3 +284,7 @@ async def expect_cancelled(handle: WorkflowHandle[Any, Any]) -> None:
 
 def events(state: IncidentState) -> list[str]:
     return [entry.event for entry in state.timeline]
+
+
+def detail(state: IncidentState, prefix: str) -> str:
+    return next(e.detail for e in state.timeline if e.event.startswith(prefix))

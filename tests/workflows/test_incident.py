@@ -16,22 +16,37 @@ from tests.workflows.fakes import (
     CONFIG,
     QUEUE,
     Fakes,
+    detail,
     events,
     expect_cancelled,
     make_alert,
+    shipped,
     start,
+    wait_event,
     wait_phase,
+    worker,
 )
 from workflows.incident import IncidentWorkflow
-from workflows.models import Alert, Decision, DecisionRequest, Evidence, IncidentState, Phase, VerifyRequest
+from workflows.models import (
+    Alert,
+    Decision,
+    DecisionRequest,
+    Diagnosis,
+    Evidence,
+    IncidentState,
+    Phase,
+    ProposedAction,
+    VerifyRequest,
+)
+from workflows.policy import Policy
+
+SERVICE_DOWN = shipped("service_down.yaml")
 
 
 @pytest.fixture
 async def fakes(time_env: WorkflowEnvironment) -> AsyncIterator[Fakes]:
     fakes = Fakes()
-    async with Worker(
-        time_env.client, task_queue=QUEUE, workflows=[IncidentWorkflow], activities=fakes.activities()
-    ):
+    async with worker(time_env.client, fakes):
         yield fakes
 
 
@@ -145,9 +160,11 @@ async def test_late_and_duplicate_decisions(time_env: WorkflowEnvironment, fakes
     handle = await start(time_env.client, make_alert())
     await wait_phase(handle, Phase.AWAITING_APPROVAL)
 
-    # Two people press approve at once and one of them twice: one approval counts, the rest are
-    # recorded as ignored rather than dropped silently.
+    # Dave approves, then presses again and Erin rejects once the incident has moved on: one approval
+    # counts, the rest are recorded as ignored rather than dropped silently. (Waiting for Dave's to be
+    # recorded keeps the test deterministic: decisions landing in one workflow task all count.)
     await handle.signal(IncidentWorkflow.approve, Decision(approver="dave"))
+    await wait_event(handle, "approval by dave")
     await handle.signal(IncidentWorkflow.approve, Decision(approver="dave"))
     await handle.signal(IncidentWorkflow.reject, Decision(approver="erin", reason="too late"))
     state: IncidentState = await handle.result()
@@ -259,3 +276,82 @@ async def test_cancellation_is_visible(time_env: WorkflowEnvironment, fakes: Fak
     await expect_cancelled(handle)
     state: IncidentState = await handle.query(IncidentWorkflow.state)
     assert state.phase == Phase.CANCELLED
+
+
+# --- playbooks, policy and the fallback --------------------------------------------------------------
+
+
+async def test_policy_refusal_escalates_with_its_reason(time_env: WorkflowEnvironment) -> None:
+    fakes = Fakes(reads={"probe.http": [{"ok": False}]})
+    policy = Policy(services={"deny": ["demo*"]})
+    async with worker(time_env.client, fakes, "incident-policy"):
+        handle = await start(
+            time_env.client, make_alert(), playbook=SERVICE_DOWN, policy=policy, queue="incident-policy"
+        )
+        state: IncidentState = await handle.result()
+
+    assert state.phase == Phase.ESCALATED
+    assert detail(state, "policy for restart") == "denied: service 'demo' is denied (demo*)"
+    assert state.timeline[-1].detail == "policy refused restart: service 'demo' is denied (demo*)"
+    assert fakes.applied() == [] and "ansible.preview" not in fakes.calls
+
+
+async def test_dry_run_records_everything_and_hands_over(time_env: WorkflowEnvironment) -> None:
+    """Shadow mode ends Escalated: nothing ran, so the alert is still a human's (see workflows/host.py)."""
+    fakes = Fakes(reads={"probe.http": [{"ok": False}]})
+    async with worker(time_env.client, fakes, "incident-dry"):
+        handle = await start(
+            time_env.client,
+            make_alert(),
+            playbook=SERVICE_DOWN,
+            policy=Policy(dry_run=True),
+            queue="incident-dry",
+        )
+        state: IncidentState = await handle.result()
+
+    assert state.phase == Phase.ESCALATED
+    assert state.timeline[-1].event == "dry-run: nothing was executed"
+    assert detail(state, "policy for restart").startswith("dry-run, allowed: dev auto-approves")
+    assert "dry-run: would apply restart" in events(state)
+    assert detail(state, "playbook path") == "probe -> still_down -> restart (dry-run) -> healthy (dry-run)"
+    assert fakes.applied() == [] and "ansible.preview" in fakes.calls
+    assert [n.phase for n in fakes.notifications if n.level == 0][-1] == Phase.ESCALATED
+
+
+async def test_a_playbook_missing_a_label_falls_back_to_the_catalogue(
+    time_env: WorkflowEnvironment, fakes: Fakes
+) -> None:
+    alert = make_alert().model_copy(update={"annotations": {}})  # ServiceDown needs probe_url
+    handle = await start(time_env.client, alert, playbook=SERVICE_DOWN)
+    state = await wait_phase(handle, Phase.AWAITING_APPROVAL)
+    assert "param probe_url: no default" in detail(state, "no playbook")
+    assert detail(state, "policy for restart") == "allowed: dev auto-approves change action 'restart-service'"
+    assert state.playbook is None and state.plan is not None and state.plan.actions[0].preview is not None
+    await handle.signal(IncidentWorkflow.reject, Decision(approver="carol"))
+    assert (await handle.result()).phase == Phase.REJECTED
+
+
+async def test_unknown_alert_with_a_proposed_action_gets_a_plan_for_approval(
+    time_env: WorkflowEnvironment,
+) -> None:
+    proposal = ProposedAction(name="restart-service", args={"service": "demo"}, reason="it hangs")
+    fakes = Fakes(
+        diagnosis=Diagnosis(category="unknown", confidence=0.7, explanation="?", proposed_actions=[proposal])
+    )
+    async with worker(time_env.client, fakes, "incident-proposal"):
+        handle = await start(time_env.client, make_alert(name="Weird"), queue="incident-proposal")
+        state = await wait_phase(handle, Phase.AWAITING_APPROVAL)
+        assert "no playbook matches Weird" in detail(state, "no playbook")
+        assert state.plan is not None and state.plan.summary.startswith("restart service 'demo'")
+        await handle.signal(IncidentWorkflow.approve, Decision(approver="alice"))
+        final: IncidentState = await handle.result()
+    assert final.phase == Phase.RESOLVED and fakes.applied() == ["restart"]
+
+
+async def test_fallback_plan_refused_by_policy_escalates(time_env: WorkflowEnvironment, fakes: Fakes) -> None:
+    handle = await start(time_env.client, make_alert(), policy=Policy(services={"allow": ["other"]}))
+    state: IncidentState = await handle.result()
+    assert state.phase == Phase.ESCALATED
+    assert state.timeline[-1].event == "policy refused the plan"
+    assert state.timeline[-1].detail == "service 'demo' is not in the allow list"
+    assert "ansible.preview" not in fakes.calls

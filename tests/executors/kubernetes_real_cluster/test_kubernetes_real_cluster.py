@@ -4,7 +4,8 @@
     [REMEDIATOR_TEST_KUBE_NODE=kind-worker] pytest tests/executors/kubernetes_real_cluster
 
 Each test works in a namespace of its own (`remediator-test-<random>`), deleted afterwards. The
-cordon case runs only when REMEDIATOR_TEST_KUBE_NODE names a node it may cordon for a moment; drain is
+cordon and uncordon cases run only when REMEDIATOR_TEST_KUBE_NODE names a node they may cordon for a
+moment; drain is
 not run here: it evicts whatever runs on the node.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s_emulator.cases import CASES, case_cordon
+from tests.k8s_emulator.cases import CASES, case_cordon, case_uncordon
 from tests.k8s_emulator.harness import KubeTarget
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.real_cluster]
@@ -40,9 +41,9 @@ def real(tmp_path: Path) -> Iterator[KubeTarget]:
         target.admin.call(f"deleting namespace {namespace}", target.admin.core.delete_namespace, namespace)
 
 
-@pytest.mark.parametrize("case", sorted(CASES) + (["cordon"] if NODE else []))
+@pytest.mark.parametrize("case", sorted(CASES) + (["cordon", "uncordon"] if NODE else []))
 def test_case_on_a_real_cluster(real: KubeTarget, case: str) -> None:
-    if case == "cordon":
-        case_cordon(real, NODE)
+    if case in ("cordon", "uncordon"):
+        (case_cordon if case == "cordon" else case_uncordon)(real, NODE)
     else:
         CASES[case](real)

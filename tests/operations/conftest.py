@@ -1,0 +1,72 @@
+"""Live fixtures: the real dev server, a real worker (real Ansible on localhost) and the API on uvicorn.
+
+The inventory names node-a and node-b, both reached with the local connection, each with log and
+backup directories of its own under the test's temporary directory, and 127.0.0.1, where restarting
+the service `shop` touches a file.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+from temporalio.client import Client
+
+from api.app import create_app
+from tests.api.support import serve
+from worker.devserver import DevServer
+from worker.main import build_worker
+from worker.settings import Settings
+
+NODES = ("node-a", "node-b")
+
+
+@pytest.fixture(scope="module")
+def ops_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ops-live")
+    hosts = {}
+    for node in NODES:
+        for sub in ("logs", "data", "backups"):
+            (root / node / sub).mkdir(parents=True)
+        (root / node / "data" / "orders.csv").write_text("id,total\n1,9.99\n")
+        hosts[node] = {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            "log_dirs": [str(root / node / "logs")],
+            "backup_paths": [str(root / node / "data")],
+            "backup_dir": str(root / node / "backups"),
+            "remediator_marker_dir": str(root / node / "markers"),
+        }
+    # The batch restart's target is 127.0.0.1:<port of the API>, whose /healthz answers the probe.
+    hosts["127.0.0.1"] = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "restart_commands": {"shop": f"touch {root / 'shop.restarted'}"},
+        "remediator_marker_dir": str(root / "markers"),
+    }
+    (root / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def ops_settings(ops_dir: Path) -> Settings:
+    return Settings(
+        task_queue=f"ops-live-{uuid.uuid4().hex[:8]}",
+        state_dir=ops_dir,
+        ansible_inventory=str(ops_dir / "inventory.yml"),
+    )
+
+
+@pytest.fixture(scope="module")
+async def ops_api(dev_server: DevServer, dev_client: Client, ops_settings: Settings) -> AsyncIterator[str]:
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="ops-test-activity") as pool:
+        async with (
+            build_worker(dev_client, ops_settings, pool),
+            serve(create_app(ops_settings, dev_server.address)) as url,
+        ):
+            yield url

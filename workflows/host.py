@@ -1,0 +1,431 @@
+"""The playbook host that durable runners share: the IncidentWorkflow, and operations over targets.
+
+`Host` implements `PlaybookHost` (workflows/playbook_host.py) over an `IncidentState`, the record a
+`state` query returns:
+
+- `record` / `enter`: the timeline; a phase change also sets the `IncidentPhase` search attribute and
+  sends a notification (a broken webhook is recorded, never fatal);
+- `run_check`, `preview_action`, `run_action`, `rollback_action`: activities by name through
+  `execute_check` / `execute_op`; every action is kept in `state.plan` with its preview, snapshot,
+  result and rollback, so people see what ran;
+- `request_approval`: the durable escalation chain (reminder, escalation and give-up timers from
+  `IncidentConfig`, or the request's own timeout), counting only distinct, eligible approvers
+  (`ApprovalDesk`), fed by the workflow's `approve` / `reject` / `decide` handlers;
+- `usage` and `run_action`: the durable blast-radius limiter (workflows/limiter.py) through the
+  `limits.*` activities: an action runs only once the limiter granted it a slot.
+
+How a workflow uses it: build one `Host` per run it drives (from `@workflow.init`), forward
+`approve` / `reject` to `decide()` and the `decide` update's validator to `refusal()`, set
+`resolved` when the alert resolves, run a pinned playbook with `run_playbook()` and end in
+`final_phase(result)`, and call `close()` in a `finally` so its limiter lease is released on every
+ending, cancellation included.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+from workflows import search_attributes as sa
+from workflows.actions import ActionSpec
+from workflows.checks import CheckSpec
+from workflows.failures import error_text
+from workflows.interpreter import PlaybookInterpreter
+from workflows.limiter import AcquireRequest, AcquireResult, ReleaseRequest, UsageRequest
+from workflows.models import (
+    ActionOutcome,
+    ActionRequest,
+    Approval,
+    Decision,
+    Diagnosis,
+    IncidentConfig,
+    IncidentState,
+    Phase,
+    PhaseChange,
+    Plan,
+    PlannedAction,
+    PlaybookRef,
+    TimelineEntry,
+)
+from workflows.playbook import PinnedPlaybook, RollbackStep
+from workflows.playbook_host import (
+    MIN_WAIT,
+    READ_RETRY,
+    ApprovalRequest,
+    ApprovalResult,
+    CallOptions,
+    Outcome,
+    PlaybookResult,
+    execute_check,
+    execute_op,
+)
+from workflows.policy import Policy, Usage
+
+PHASES: dict[Outcome, Phase] = {
+    "resolved": Phase.RESOLVED,
+    "escalated": Phase.ESCALATED,
+    "rejected": Phase.REJECTED,
+    "rolled_back": Phase.ROLLED_BACK,
+    "failed": Phase.FAILED,
+    "cancelled": Phase.CANCELLED,
+}
+DRY_RUN_ENDING = "dry-run: nothing was executed"
+NOTIFY_TIMEOUT = timedelta(seconds=30)
+LIMITS_TIMEOUT = timedelta(seconds=30)
+# Renewed by every action; long enough for the slowest action plus its verification, short enough that a
+# terminated incident (whose `finally` never ran) frees its slot the same morning.
+LEASE_TTL = timedelta(hours=2)
+_CARRY_ON = (Phase.EXECUTING, Phase.VERIFYING)
+
+
+def final_phase(result: PlaybookResult) -> tuple[Phase, str, str]:
+    """The phase a playbook run ends in, with the timeline's event and detail.
+
+    A dry (shadow) run whose playbook would have acted ends `Escalated`, not `Resolved`: nothing was
+    executed, so the alert is still a human's to handle, and `IncidentPhase="Resolved"` keeps counting
+    only real fixes. A dry run that found nothing to do (a `stop` with outcome resolved) is resolved.
+    """
+    would_act = any(r.kind == "action" and r.status == "dry-run" for r in result.path)
+    if result.dry_run and result.outcome == "resolved" and would_act:
+        return Phase.ESCALATED, DRY_RUN_ENDING, f"{result.reason}; a human must act"
+    return PHASES[result.outcome], f"playbook {result.outcome.replace('_', ' ')}", result.reason
+
+
+def without_auto_approval(policy: Policy) -> Policy:
+    """The same policy with no auto-approval anywhere: a human decides every action."""
+    environments = {
+        name: env.model_copy(update={"auto_approve": []}) for name, env in policy.environments.items()
+    }
+    return policy.model_copy(update={"environments": environments})
+
+
+class ApprovalDesk:
+    """The approval being asked, and which decisions count towards it.
+
+    Every decision is kept (the state's `approvals`); towards the open request count only those made
+    while it is open, one per person, by people it names as eligible (empty: anyone).
+    """
+
+    def __init__(self, approvals: list[Approval]) -> None:
+        self.approvals = approvals
+        self.asking: ApprovalRequest | None = None
+        self._first = len(approvals)
+
+    def open(self, request: ApprovalRequest) -> None:
+        self.asking, self._first = request, len(self.approvals)
+
+    def close(self) -> None:
+        self.asking = None
+
+    @property
+    def decisions(self) -> list[Approval]:
+        return self.approvals[self._first :] if self.asking else []
+
+    def refusal(self, approver: str) -> str:
+        """Why a decision by `approver` would not count now; empty when it counts."""
+        if self.asking is None:
+            return "nothing is waiting for approval"
+        if any(a.approver == approver for a in self.decisions):
+            return f"{approver} has already decided on this"
+        eligible = self.asking.eligible
+        if eligible and approver not in eligible:
+            return f"{approver} may not decide on this (eligible: {', '.join(eligible)})"
+        return ""
+
+    def add(self, decision: Decision, approved: bool, at: datetime) -> None:
+        self.approvals.append(
+            Approval(approver=decision.approver, reason=decision.reason, approved=approved, at=at)
+        )
+
+    def approvers(self) -> list[str]:
+        return sorted({a.approver for a in self.decisions if a.approved})
+
+    def rejection(self) -> Approval | None:
+        return next((a for a in self.decisions if not a.approved), None)
+
+    def satisfied(self) -> bool:
+        asking = self.asking
+        return asking is not None and (
+            len(set(self.approvers()) | set(asking.approved_by)) >= asking.approvers_required
+        )
+
+
+class Host:
+    """`PlaybookHost` over an `IncidentState`; see the module docstring for how a workflow uses it."""
+
+    def __init__(self, state: IncidentState, config: IncidentConfig, policy: Policy) -> None:
+        self.state = state
+        self.config = config
+        self.policy = policy
+        self.desk = ApprovalDesk(state.approvals)
+        self.resolved = state.alert.status == "resolved"
+        self._service = state.alert.service  # the one the policy was last asked about
+        self._compensations: set[str] = set()  # rollback steps: counted by the limiter, never refused
+        self._attempted: set[str] = set()  # actions whose apply started (and so may need undoing)
+        self._leased = False
+
+    # --- timeline and phases --------------------------------------------------------------------
+
+    @property
+    def incident_id(self) -> str:
+        return self.state.incident_id
+
+    def alert_resolved(self) -> bool:
+        return self.resolved
+
+    def record(self, event: str, detail: str = "") -> None:
+        self.state.timeline.append(
+            TimelineEntry(at=workflow.now(), phase=self.state.phase, event=event, detail=detail)
+        )
+
+    async def enter(self, phase: Phase, event: str, detail: str = "") -> None:
+        self.state.phase = phase
+        self.record(event, detail)
+        workflow.upsert_search_attributes([sa.INCIDENT_PHASE.value_set(phase.value)])
+        await self.announce(event, 0)
+
+    async def notify(self, step: str, message: str, level: int) -> None:
+        alert = self.state.alert
+        change = PhaseChange(
+            incident_id=self.incident_id,
+            phase=self.state.phase,
+            alert_name=alert.name,
+            service=alert.service,
+            severity=alert.severity,
+            message=message,
+            level=level,
+        )
+        await workflow.execute_activity(
+            "notify", change, start_to_close_timeout=NOTIFY_TIMEOUT, retry_policy=READ_RETRY
+        )
+
+    async def announce(self, message: str, level: int) -> None:
+        """`notify`, where a broken webhook must not stop a remediation: the timeline keeps the failure."""
+        try:
+            await self.notify("", message, level)
+        except ActivityError as err:
+            self.record("notification failed", error_text(err))
+
+    # --- reads and actions ----------------------------------------------------------------------
+
+    async def run_check(self, step: str, check: CheckSpec, call: CallOptions) -> BaseModel:
+        return await execute_check(self.incident_id, self.state.alert, step, check, call)
+
+    async def preview_action(self, step: str, action: ActionSpec, call: CallOptions) -> ActionOutcome:
+        planned = self.planned(step, action)
+        planned.preview = await execute_op(self.incident_id, step, action, "preview", call)
+        return planned.preview
+
+    async def run_action(self, step: str, action: ActionSpec, call: CallOptions) -> ActionOutcome:
+        """Snapshot and apply once the limiter granted a slot; a refusal is a failed outcome."""
+        planned = self.planned(step, action)
+        try:
+            refused = await self._acquire(step, action)
+            if refused:
+                planned.result = ActionOutcome(ok=False, summary=refused)
+                return planned.result
+            self._attempted.add(step)
+            request = ActionRequest(incident_id=self.incident_id, step=step, action=action)
+            planned.snapshot = await call.execute(f"{action.executor}.snapshot", request, dict)
+            planned.result = await execute_op(self.incident_id, step, action, "apply", call)
+        except ActivityError as err:
+            planned.result = ActionOutcome(ok=False, summary=error_text(err))
+            raise
+        return planned.result
+
+    async def rollback_action(self, step: str, action: ActionSpec, call: CallOptions) -> ActionOutcome:
+        planned = self.planned(step, action)
+        if step not in self._attempted:
+            planned.rollback = ActionOutcome(ok=True, summary="nothing to undo: it never started")
+            return planned.rollback
+        try:
+            planned.rollback = await execute_op(self.incident_id, step, action, "rollback", call)
+        except ActivityError as err:
+            planned.rollback = ActionOutcome(ok=False, summary=f"rollback failed: {error_text(err)}")
+            raise
+        return planned.rollback
+
+    def planned(self, step: str, action: ActionSpec) -> PlannedAction:
+        """The plan's entry for `step`, added on first use: the plan shows what a playbook did."""
+        if self.state.plan is None:
+            self.state.plan = Plan(summary="")
+        found = next((p for p in self.state.plan.actions if p.step == step), None)
+        if found is None:
+            found = PlannedAction(step=step, action=action)
+            self.state.plan.actions.append(found)
+        return found
+
+    # --- approvals ------------------------------------------------------------------------------
+
+    def refusal(self, approver: str) -> str:
+        """Why a decision by `approver` would be refused now (for the update's validator); empty if not."""
+        if self.desk.asking is None:
+            return f"incident is {self.state.phase}, not AwaitingApproval"
+        return self.desk.refusal(approver)
+
+    def decide(self, decision: Decision, approved: bool) -> None:
+        """An `approve` or `reject`: counted, or recorded as ignored with the reason."""
+        verb = "approval" if approved else "rejection"
+        why = self.refusal(decision.approver)
+        if why:
+            self.record(f"ignored {verb}", f"{decision.approver}: {why}")
+            return
+        self.desk.add(decision, approved, workflow.now())
+        self.record(f"{verb} by {decision.approver}", decision.reason)
+
+    async def request_approval(self, request: ApprovalRequest) -> ApprovalResult:
+        carry_on = self.state.phase if self.state.phase in _CARRY_ON else None
+        self.desk.open(request)
+        try:
+            await self.enter(Phase.AWAITING_APPROVAL, "awaiting approval", _asking(request))
+            decided = await self._escalate(request.timeout)
+            rejection = self.desk.rejection()
+            if not decided:
+                return ApprovalResult(outcome="timeout")
+            if rejection is not None:
+                return ApprovalResult(outcome="rejected", reason=rejection.reason)
+            # A resolve wins over an approval that lands at the same moment: no fix for a healed alert.
+            if self.resolved:
+                return ApprovalResult(outcome="resolved")
+            approvers = self.desk.approvers()
+        finally:
+            self.desk.close()
+        if carry_on is not None:
+            await self.enter(carry_on, "approved; carrying on", ", ".join(approvers))
+        return ApprovalResult(outcome="approved", approvers=approvers)
+
+    async def _escalate(self, timeout: timedelta | None) -> bool:
+        """Wait through the escalation chain; False once its last deadline passed undecided.
+
+        The chain is a series of durable timers, not a sweep that may be switched off.
+        """
+        config = self.config
+        chain = [(config.notify_after, 1), (config.escalate_after, 2), (config.give_up_after, 0)]
+        if timeout is not None:
+            chain = [(after, level) for after, level in chain[:2] if after < timeout] + [(timeout, 0)]
+        start = workflow.now()
+        for after, level in chain:
+            remaining = max(start + after - workflow.now(), timedelta(0))
+            try:
+                await workflow.wait_condition(self._decided, timeout=remaining)
+                return True
+            except TimeoutError:
+                if level == 0:
+                    return False
+                what = "approval still pending" if level == 1 else "escalated to the next level"
+                self.record(what, f"no decision after {after}")
+                await self.announce(what, level)
+        return False
+
+    def _decided(self) -> bool:
+        return self.resolved or self.desk.rejection() is not None or self.desk.satisfied()
+
+    # --- blast-radius limits --------------------------------------------------------------------
+
+    @property
+    def limited(self) -> bool:
+        limits = self.policy.limits
+        return limits.actions_per_service_per_hour is not None or limits.concurrent_remediations is not None
+
+    async def usage(self, service: str) -> Usage:
+        self._service = service
+        if not self.limited:
+            return Usage()
+        try:
+            return await workflow.execute_activity(
+                "limits.usage",
+                UsageRequest(service=service, incident_id=self.incident_id, at=workflow.now()),
+                result_type=Usage,
+                start_to_close_timeout=LIMITS_TIMEOUT,
+                retry_policy=READ_RETRY,
+            )
+        except ActivityError as err:
+            # The verdict is advisory; `acquire` still enforces the limits before anything runs.
+            self.record("blast-radius counts unavailable", error_text(err))
+            return Usage()
+
+    async def _acquire(self, step: str, action: ActionSpec) -> str:
+        """Wait (durably) for the limiter to grant `step` a slot; the reason if it never will."""
+        if not self.limited or action.risk == "read":
+            return ""
+        request = AcquireRequest(
+            incident_id=self.incident_id,
+            step=step,
+            service=self._service,
+            risk=action.risk,
+            limits=self.policy.limits,
+            lease_ttl=LEASE_TTL,
+            compensation=step in self._compensations,
+        )
+        first = workflow.now()
+        while True:
+            result = await workflow.execute_activity(
+                "limits.acquire",
+                request,
+                result_type=AcquireResult,
+                start_to_close_timeout=LIMITS_TIMEOUT,
+                retry_policy=READ_RETRY,
+            )
+            if result.granted:
+                self._leased = True
+                self.record(f"blast-radius slot for {step}", _usage_text(result.usage))
+                return ""
+            self.record(f"blast-radius limit before {step}", result.reason)
+            # Lost a race for the last slot after the policy's own check: wait as the policy would.
+            if result.retry_at is None or result.retry_at - first > self.policy.max_wait:
+                return f"blast-radius limit: {result.reason}"
+            await workflow.sleep(max(result.retry_at - workflow.now(), MIN_WAIT))
+
+    async def close(self) -> None:
+        """Give the limiter lease back. Call it in a `finally`: every ending, cancellation included."""
+        if not self._leased:
+            return
+        self._leased = False
+        try:
+            await workflow.execute_activity(
+                "limits.release",
+                ReleaseRequest(incident_id=self.incident_id),
+                start_to_close_timeout=LIMITS_TIMEOUT,
+                retry_policy=READ_RETRY,
+            )
+        except ActivityError as err:
+            self.record("blast-radius lease not released; it expires on its own", error_text(err))
+            return
+        self.record("blast-radius lease released")
+
+    # --- playbooks ------------------------------------------------------------------------------
+
+    async def run_playbook(
+        self, pinned: PinnedPlaybook, diagnosis: Diagnosis | None = None, requires_human: str = ""
+    ) -> PlaybookResult:
+        """Interpret `pinned` on this host. `requires_human` (a reason) switches auto-approval off."""
+        self.state.playbook = PlaybookRef(name=pinned.name, sha256=pinned.sha256, source=pinned.source)
+        description = pinned.playbook.description
+        self.state.plan = Plan(
+            summary=f"playbook {pinned.name}" + (f": {description}" if description else "")
+        )
+        self._compensations = {s.id for _, s in pinned.playbook.walk() if isinstance(s, RollbackStep)}
+        policy = self.policy
+        if requires_human:
+            self.record("auto-approval withheld", requires_human)
+            policy = without_auto_approval(policy)
+        result = await PlaybookInterpreter(self, pinned, policy, self.state.alert, diagnosis).run()
+        path = (r.step if r.status == "ok" else f"{r.step} ({r.status})" for r in result.path)
+        self.record("playbook path", " -> ".join(path))
+        return result
+
+
+def _asking(request: ApprovalRequest) -> str:
+    who = f" of {', '.join(request.eligible)}" if request.eligible else ""
+    need = f"needs {request.approvers_required} distinct approver(s){who}"
+    return "; ".join(part for part in (request.summary, request.reason, need) if part)
+
+
+def _usage_text(usage: Usage) -> str:
+    return (
+        f"{usage.service_actions_last_hour} action(s) on this service in the last hour, "
+        f"{usage.concurrent_remediations} other remediation(s) running"
+    )

@@ -1,0 +1,47 @@
+"""The handlers every workflow running on a `Host` (workflows/host.py) answers, in one mixin.
+
+They are the public contract of a remediation, whatever started it: the `state` query, the `approve`
+and `reject` signals ({"approver": ..., "reason": ...}) and the `decide` update whose validator refuses
+a decision that would not count. Temporal collects handlers from base classes, so a workflow gets
+them all by inheriting `HostHandlers` and keeping its host in `self._host`:
+
+    @workflow.defn(name="DiskJanitor")
+    class DiskJanitor(HostHandlers):
+        @workflow.init
+        def __init__(self, request: JanitorRequest) -> None:
+            self._host = Host(IncidentState(...), IncidentConfig(), Policy())
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.host import Host
+    from workflows.models import Decision, DecisionRequest, IncidentState
+
+
+class HostHandlers:
+    _host: Host
+
+    @workflow.query
+    def state(self) -> IncidentState:
+        return self._host.state
+
+    @workflow.signal
+    def approve(self, decision: Decision) -> None:
+        self._host.decide(decision, approved=True)
+
+    @workflow.signal
+    def reject(self, decision: Decision) -> None:
+        self._host.decide(decision, approved=False)
+
+    @workflow.update
+    def decide(self, request: DecisionRequest) -> IncidentState:
+        self._host.decide(Decision(approver=request.approver, reason=request.reason), request.approve)
+        return self._host.state
+
+    @decide.validator
+    def _validate_decide(self, request: DecisionRequest) -> None:
+        if refusal := self._host.refusal(request.approver):
+            raise ValueError(refusal)
