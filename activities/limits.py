@@ -2,8 +2,8 @@
 
 Each activity uses the worker's own Temporal client (`activity.client()`). `acquire` is an
 update-with-start, so the first incident that needs a slot starts the limiter (workflows/limiter.py)
-on its own task queue; later ones attach to the running one. A retried `acquire` is harmless: the
-limiter counts each incident/step once.
+on its own task queue; later ones (and racing ones) attach to the running one. A retried `acquire` is
+harmless: the limiter counts each incident/step once.
 """
 
 from __future__ import annotations

@@ -75,9 +75,6 @@ PHASES: dict[Outcome, Phase] = {
 DRY_RUN_ENDING = "dry-run: nothing was executed"
 NOTIFY_TIMEOUT = timedelta(seconds=30)
 LIMITS_TIMEOUT = timedelta(seconds=30)
-# Renewed by every action; long enough for the slowest action plus its verification, short enough that a
-# terminated incident (whose `finally` never ran) frees its slot the same morning.
-LEASE_TTL = timedelta(hours=2)
 _CARRY_ON = (Phase.EXECUTING, Phase.VERIFYING)
 
 
@@ -357,7 +354,6 @@ class Host:
             service=self._service,
             risk=action.risk,
             limits=self.policy.limits,
-            lease_ttl=LEASE_TTL,
             compensation=step in self._compensations,
         )
         first = workflow.now()

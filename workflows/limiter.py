@@ -12,13 +12,13 @@ workflows cannot call updates on other workflows:
 - `release` (signal): the incident ended; its lease is freed. Sent from the incident's `finally`.
 - `usage` (query): the counts the policy is evaluated with.
 
-A lease expires `lease_ttl` after its last acquire, so a terminated incident (whose `finally` never
+A lease expires the policy's `limits.lease_ttl` after its last acquire, so a terminated incident (whose `finally` never
 ran) cannot hold a slot forever. The workflow continues as new before its history grows large.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
@@ -38,7 +38,6 @@ class AcquireRequest(BaseModel):
     service: str
     risk: Risk
     limits: Limits  # the incident's pinned policy's: the same rules its verdicts were given with
-    lease_ttl: timedelta = Field(default=timedelta(hours=2), gt=timedelta(0))
     compensation: bool = False  # undoing is counted but never refused: a half-done fix is worse
 
     @property
@@ -129,7 +128,7 @@ class RemediationLimiter:
             incident_id=request.incident_id,
             service=request.service,
             acquired_at=held.acquired_at if held else now,
-            expires_at=now + request.lease_ttl,  # each action renews it
+            expires_at=now + request.limits.lease_ttl,  # each action renews it
         )
         self._stamps.append(Stamp(key=request.key, service=request.service, at=now))
         return AcquireResult(granted=True, usage=usage)

@@ -135,6 +135,9 @@ class Limits(BaseModel):
     concurrent_remediations: int | None = Field(default=None, ge=1)
     on_exceed: Literal["wait", "deny"] = "wait"
     recheck: Duration = timedelta(minutes=1)  # how soon a remediation waiting for a free slot asks again
+    # A remediation holds its concurrency slot until it ends, or this long after its last action: a
+    # terminated incident (which never says it ended) frees its slot by itself.
+    lease_ttl: Duration = timedelta(hours=2)
 
 
 def _default_environments() -> dict[str, EnvironmentPolicy]:

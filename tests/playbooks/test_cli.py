@@ -51,7 +51,7 @@ def test_show_unknown_name_fails_cleanly() -> None:
 def test_validate_the_shipped_directory() -> None:
     result = runner.invoke(app, ["playbook", "validate"], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "ok: 10 playbook(s) valid; policy from (built-in defaults) valid" in result.output
+    assert "ok: 14 playbook(s) valid; policy from (built-in defaults) valid" in result.output
 
 
 def test_validate_names_file_and_line_of_each_error() -> None:

@@ -103,6 +103,10 @@ def test_every_shipped_playbook_validates() -> None:
         "KubeDeploymentReplicasMismatch",
         "KubePodCrashLooping",
         "NodeNotReady",
+        "OpsBackup",
+        "OpsBatchRestart",
+        "OpsHealthCheck",
+        "OpsLogRotation",
         "ServiceDown",
         "TerraformDrift",
     ]

@@ -261,14 +261,13 @@ async def wait_event(handle: WorkflowHandle[Any, Any], prefix: str, times: int =
     return await wait_state(handle, recorded, f"recorded {prefix!r} {times} time(s)")
 
 
-async def settled(handle: WorkflowHandle[Any, Any]) -> IncidentState:
+async def settled(handle: WorkflowHandle[Any, Any], seconds: float = 10) -> IncidentState:
     """The final state of a run that needs no timer, waited for without `result()`.
 
-    `result()` lets the time-skipping server skip time, and once the run has ended it may skip to any
-    timer of any workflow (the test server gives a limiter that update-with-start reached a ten-year
-    one): a later incident would then find an hour-long limit long expired.
+    `result()` lets the time-skipping server skip time, and once the run has ended it may skip ahead to
+    any other timer, years ahead at times: a later incident would then find an hour-long limit expired.
     """
-    for _ in range(400):
+    for _ in range(int(seconds / 0.025)):
         if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
             state: IncidentState = await handle.query(IncidentWorkflow.state)
             return state
