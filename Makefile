@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 # Debian's Prometheus and Alertmanager for the integration tests (installed when missing).
 $(APT_STAMP): | $(BIN)/python
-	@if ! command -v alertmanager >/dev/null || ! command -v prometheus >/dev/null; then \
+	@if ! command -v prometheus-alertmanager >/dev/null || ! command -v prometheus >/dev/null; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \

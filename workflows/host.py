@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
+from temporalio.workflow import ActivityCancellationType
 
 from workflows import search_attributes as sa
 from workflows.actions import ActionSpec
@@ -195,8 +196,14 @@ class Host:
             message=message,
             level=level,
         )
+        # A notification is not worth cancelling mid-flight: abandoning it sends no cancel request
+        # that could race its completion when the incident itself is cancelled.
         await workflow.execute_activity(
-            "notify", change, start_to_close_timeout=NOTIFY_TIMEOUT, retry_policy=READ_RETRY
+            "notify",
+            change,
+            start_to_close_timeout=NOTIFY_TIMEOUT,
+            retry_policy=READ_RETRY,
+            cancellation_type=ActivityCancellationType.ABANDON,
         )
 
     async def announce(self, message: str, level: int) -> None:
