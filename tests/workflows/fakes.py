@@ -7,8 +7,10 @@ the real `limits.*` activities (with a limiter id of the caller's, so tests neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,6 +20,7 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.limits import LimitsActivities
@@ -180,15 +183,28 @@ class Fakes:
         return activity.defn(name=f"{kind}.{op}")(run)
 
 
-def worker(client: Client, fakes: Fakes, queue: str = QUEUE, limiter_id: str = "") -> Worker:
-    """IncidentWorkflow with `fakes`, plus the real limiter (its own id, unless one is given)."""
-    limits = LimitsActivities(limiter_id or f"limiter-{uuid.uuid4().hex[:8]}")
-    return Worker(
+@asynccontextmanager
+async def worker(
+    client: Client, fakes: Fakes, queue: str = QUEUE, limiter_id: str = ""
+) -> AsyncIterator[Worker]:
+    """IncidentWorkflow with `fakes`, plus the real limiter (its own id, unless one is given).
+
+    The limiter runs forever, so it is terminated on the way out: open limiters left on the shared
+    time-skipping server keep it from skipping time in later tests, which then hang.
+    """
+    limiter = limiter_id or f"limiter-{uuid.uuid4().hex[:8]}"
+    limits = LimitsActivities(limiter)
+    async with Worker(
         client,
         task_queue=queue,
         workflows=[IncidentWorkflow, RemediationLimiter],
         activities=[*fakes.activities(), limits.acquire, limits.release, limits.usage],
-    )
+    ) as running:
+        try:
+            yield running
+        finally:
+            with contextlib.suppress(RPCError):
+                await client.get_workflow_handle(limiter).terminate("test over")
 
 
 def make_alert(name: str = "ServiceDown", status: str = "firing", **labels: str) -> Alert:
