@@ -29,13 +29,13 @@ answer, the explanation says so.
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from temporalio import activity
 
+from activities.memory_documents import MemoryUnavailable
 from activities.rules import RULES, Context, Signal
 from workflows.models import Alert, DiagnoseRequest, Diagnosis, DiagnosisCategory, EvidenceRef
 
@@ -233,7 +233,7 @@ class DiagnosisActivities:
             return {}
         try:
             return await self._memory.priors_for(alert)
-        except (sqlite3.Error, OSError) as err:
+        except MemoryUnavailable as err:
             # Memory only nudges the ranking; without it the evidence still decides.
             activity.logger.warning("no priors from incident memory: %s", err)
             return {}

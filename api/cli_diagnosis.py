@@ -7,14 +7,13 @@ import gzip
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from activities.logs import MAX_TEMPLATES, LogAnalysis, LogFormat, LogFormatError, analyze, decode
 from api.evaluation import EvalReport, ScenarioError, evaluate, load_scenarios
-from worker.settings import Settings
+from worker.settings import Settings, load_settings
 
 app = typer.Typer()
 logs_app = typer.Typer(help="Summarise logs into Drain3 templates.", no_args_is_help=True)
@@ -30,12 +29,7 @@ def _llm_settings() -> Settings:
     # The openai client takes seconds to import; only --llm needs it, so every other command skips it.
     from activities.llm import NOT_CONFIGURED
 
-    try:
-        settings = Settings()
-    except ValidationError as err:
-        first = err.errors()[0]
-        setting = "REMEDIATOR_" + "_".join(str(p) for p in first["loc"]).upper()
-        raise _fail(f"{setting}: {first['msg']}") from err
+    settings = load_settings()
     if not settings.llm_configured:
         raise _fail(NOT_CONFIGURED)
     return settings

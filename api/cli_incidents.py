@@ -14,13 +14,12 @@ from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from api.routes_incidents import workflow_id
-from worker.settings import Settings
+from worker.settings import load_settings
 from workflows.models import ActionOutcome, IncidentState, Phase
 
 app = typer.Typer()
@@ -75,10 +74,7 @@ def fail(message: str) -> NoReturn:
 
 
 def default_api_url() -> str:
-    try:
-        return Settings().api_url
-    except ValidationError as err:
-        fail(f"invalid REMEDIATOR_* environment: {err.errors()[0]['loc'][0]}: {err.errors()[0]['msg']}")
+    return load_settings().api_url
 
 
 def call(api_url: str | None, method: str, path: str, **kwargs: Any) -> Any:

@@ -23,7 +23,7 @@ from worker.playbooks import (
     load_playbook,
 )
 from worker.policy_file import LoadedPolicy, load_policy, policy_from_settings
-from worker.settings import Settings
+from worker.settings import load_settings
 from worker.yaml_source import SourceError
 from workflows.playbook import ApprovalStep, DecideStep, Playbook, Step
 
@@ -49,7 +49,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _catalogue(directory: Path | None) -> Catalogue:
-    settings = Settings()
+    settings = load_settings()
     try:
         return load_catalogue(directory or settings.playbook_dir, settings.ansible_playbook_dir)
     except CatalogueError as err:
@@ -58,7 +58,7 @@ def _catalogue(directory: Path | None) -> Catalogue:
 
 def _policy(path: Path | None) -> LoadedPolicy:
     try:
-        return load_policy(path) if path else policy_from_settings(Settings())
+        return load_policy(path) if path else policy_from_settings(load_settings())
     except SourceError as err:
         _fail(str(err))
 
@@ -129,7 +129,7 @@ def show(
 
 def _load(path: Path) -> LoadedPlaybook:
     try:
-        return load_playbook(path, Settings().ansible_playbook_dir)
+        return load_playbook(path, load_settings().ansible_playbook_dir)
     except SourceError as err:
         _fail(str(err))
 
@@ -157,7 +157,7 @@ def validate(
     policy: PolicyFile = None,
 ) -> None:
     """Validate playbooks (and the policy): errors as file:line: field: message, exit 1."""
-    settings = Settings()
+    settings = load_settings()
     try:
         if files:
             catalogue = load_files(files, settings.ansible_playbook_dir)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from workflows.models import IncidentConfig
@@ -108,8 +108,15 @@ class Settings(BaseSettings):
     llm_allowed_actions: list[str] = Field(default=[], description="empty: every catalogue action")
     llm_tool_output_chars: int = Field(default=6_000, gt=200)
 
-    # incident memory and runbooks (SQLite under state_dir unless memory_path is set)
+    # incident memory and runbooks: `sqlite` keeps one file (under state_dir unless memory_path is
+    # set); `qdrant` shares memory between workers on a Qdrant server at qdrant_url, or without a URL
+    # uses the client's embedded local mode under state_dir/qdrant (one process at a time)
+    memory_backend: Literal["sqlite", "qdrant"] = "sqlite"
     memory_path: Path | None = None
+    qdrant_url: str = ""
+    qdrant_api_key: SecretStr = SecretStr("")
+    qdrant_collection: str = Field(default="remediator-memory", pattern=r"^[A-Za-z0-9_-]{1,200}$")
+    qdrant_timeout_seconds: int = Field(default=10, gt=0)
     runbook_dir: Path = REPO_ROOT / "deploy" / "runbooks"
     # vectors join BM25 only when an embedding model is named; URL and key default to the LLM's
     embedding_model: str = ""
@@ -125,6 +132,12 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return [m.strip() for m in value.split(",") if m.strip()] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _qdrant_url_needs_qdrant(self) -> Settings:
+        if self.qdrant_url and self.memory_backend != "qdrant":
+            raise ValueError("REMEDIATOR_QDRANT_URL is set but REMEDIATOR_MEMORY_BACKEND is not qdrant")
+        return self
 
     @property
     def llm_configured(self) -> bool:
@@ -149,6 +162,22 @@ class Settings(BaseSettings):
         )
 
 
+class SettingsError(Exception):
+    """The REMEDIATOR_* environment is invalid; the message names each variable at fault."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as err:
+        problems = []
+        for error in err.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            where = "_".join(str(p) for p in error["loc"]).upper()
+            problems.append(f"REMEDIATOR_{where}: {message}" if where else message)
+        raise SettingsError("; ".join(problems)) from None
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

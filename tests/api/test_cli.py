@@ -234,9 +234,11 @@ async def test_bad_api_url_or_environment_is_a_clear_error() -> None:
     failed_cleanly(
         await cli("incidents", "--api-url", "ftp://x"), "cannot reach the Remediator API at ftp://x"
     )
-    failed_cleanly(
-        await cli("incidents", env={"REMEDIATOR_MAX_BODY_BYTES": "lots"}),
-        "invalid REMEDIATOR_* environment: max_body_bytes",
+    bad_setting = await cli("incidents", env={"REMEDIATOR_MAX_BODY_BYTES": "lots"})
+    assert (bad_setting.exit_code, bad_setting.stderr) == (
+        2,
+        "remediator: invalid settings: REMEDIATOR_MAX_BODY_BYTES: "
+        "Input should be a valid integer, unable to parse string as an integer\n",
     )
 
 

@@ -8,6 +8,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.diagnosis import MEMORY_WEIGHT, MIN_CONFIDENCE, DiagnosisActivities, heuristic_diagnosis, rank
 from activities.memory import MemoryActivities, MemoryStore
+from activities.memory_sqlite import SqliteDocuments
 from tests.diagnosis.support import instant, request
 from tests.memory.test_memory_store import closed_incident
 from workflows.models import DiagnoseRequest, Diagnosis, Phase
@@ -42,7 +43,7 @@ def test_a_near_tie_without_memory() -> None:
 
 
 async def test_similar_past_incidents_break_the_tie_and_the_explanation_says_so(tmp_path: Path) -> None:
-    store = MemoryStore(tmp_path / "memory.sqlite3")
+    store = MemoryStore(SqliteDocuments(tmp_path / "memory.sqlite3"))
     alone = await diagnose(store, tie())  # empty memory: the evidence alone
     assert alone.category == "dependency_down" and "past incidents" not in alone.explanation
 
@@ -60,7 +61,7 @@ async def test_similar_past_incidents_break_the_tie_and_the_explanation_says_so(
 
 
 async def test_resolved_incidents_outweigh_those_that_were_not(tmp_path: Path) -> None:
-    store = MemoryStore(tmp_path / "memory.sqlite3")
+    store = MemoryStore(SqliteDocuments(tmp_path / "memory.sqlite3"))
     await remember(store, ("r1", "network", Phase.RESOLVED), ("f1", "dependency_down", Phase.ROLLED_BACK))
     priors = await store.priors_for(tie().alert)
     assert priors["network"] > priors["dependency_down"] > 0

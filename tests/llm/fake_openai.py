@@ -34,6 +34,15 @@ def embed_text(text: str) -> list[float]:
     return [v / norm for v in vector]
 
 
+async def start_local(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve `app` on a free 127.0.0.1 port in this event loop; returns its runner and base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
 def _error(status: int, message: str, code: str | None = None) -> web.Response:
     body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
     return web.json_response(body, status=status)
@@ -64,11 +73,8 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/health/{status}", self._health)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        port = free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self._runner, root = await start_local(app)
+        self.base_url = f"{root}/v1"
 
     async def stop(self) -> None:
         if self._runner is not None:

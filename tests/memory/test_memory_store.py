@@ -1,22 +1,17 @@
-"""Incident memory and runbooks: SQLite file, BM25 always, vectors from a real /embeddings endpoint."""
+"""Incident memory and runbooks on every store: BM25 always, vectors from a real /embeddings endpoint."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
 
-from activities.llm import make_client
-from activities.memory import (
-    Embedder,
-    MemoryActivities,
-    MemoryStore,
-    build_store,
-    category_priors,
-    runbook_documents,
-    tokens,
-)
+from pydantic import SecretStr
+
+from activities.memory import MemoryActivities, MemoryStore, category_priors, tokens
+from activities.memory_documents import runbook_documents
 from tests.llm.fake_openai import FakeOpenAI
-from worker.settings import REPO_ROOT, Settings
+from tests.memory.conftest import OpenStore
+from worker.settings import REPO_ROOT
 from workflows.actions import AnsibleAction
 from workflows.investigation_models import MemoryQuery
 from workflows.models import Alert, Diagnosis, IncidentState, Phase, Plan, PlannedAction, TimelineEntry
@@ -88,8 +83,8 @@ def test_tokens_split_alert_names_and_drop_glue_words() -> None:
     ]
 
 
-async def test_keyword_recall_of_past_incidents(tmp_path: Path) -> None:
-    store = MemoryStore(tmp_path / "memory.sqlite3")
+async def test_keyword_recall_of_past_incidents(open_store: OpenStore) -> None:
+    store = await open_store()
     await remember(store)
 
     found = await store.search(MemoryQuery(text="payments pod OOMKilled again", kind="incident"))
@@ -104,18 +99,18 @@ async def test_keyword_recall_of_past_incidents(tmp_path: Path) -> None:
     assert found.note == ""
 
 
-async def test_recording_twice_keeps_one_document_and_survives_a_restart(tmp_path: Path) -> None:
-    path = tmp_path / "state" / "memory.sqlite3"
-    await remember(MemoryStore(path))
-    await remember(MemoryStore(path))  # a retried activity, then a worker restart
+async def test_recording_twice_keeps_one_document_and_survives_a_restart(open_store: OpenStore) -> None:
+    await remember(await open_store())
+    await remember(await open_store())  # a retried activity, then a worker restart
 
-    found = await MemoryStore(path).search(MemoryQuery(text="postgres space", kind="incident", limit=20))
+    store = await open_store()
+    found = await store.search(MemoryQuery(text="postgres space", kind="incident", limit=20))
     assert [h.id for h in found.hits].count("incident:incident-a3:2026-03-01T00:00:00+00:00") == 1
-    assert path.exists()
+    assert len(await store.documents.documents("incident")) == len(PAST)
 
 
-async def test_priors_weight_categories_of_similar_incidents(tmp_path: Path) -> None:
-    store = MemoryStore(tmp_path / "memory.sqlite3")
+async def test_priors_weight_categories_of_similar_incidents(open_store: OpenStore) -> None:
+    store = await open_store()
     await remember(store)
     alert = Alert(fingerprint="n1", labels={"alertname": "ServiceDown", "service": "checkout"})
 
@@ -136,10 +131,10 @@ def write_runbooks(folder: Path) -> None:
     (folder / "certs.md").write_text("# Certificates\n\n## Expiry\nRenew with certbot before notAfter.\n")
 
 
-async def test_runbooks_follow_the_folder(tmp_path: Path) -> None:
+async def test_runbooks_follow_the_folder(tmp_path: Path, open_store: OpenStore) -> None:
     folder = tmp_path / "runbooks"
     write_runbooks(folder)
-    store = MemoryStore(tmp_path / "memory.sqlite3", runbook_dir=folder)
+    store = await open_store(runbook_dir=folder)
 
     found = await store.search(MemoryQuery(text="container exit code 137", kind="runbook"))
     assert found.hits[0].title == "OOM kills / Symptoms"
@@ -160,17 +155,14 @@ def test_shipped_runbooks_index_by_section() -> None:
     assert all(d.body.startswith(d.title.split(" / ")[0]) for d in docs)
 
 
+def embedding(fake_llm: FakeOpenAI, model: str = "embed-small") -> dict[str, object]:
+    return {"llm_base_url": fake_llm.base_url, "llm_api_key": SecretStr("test-key"), "embedding_model": model}
+
+
 async def test_vectors_join_keywords_when_an_embedding_model_is_set(
-    tmp_path: Path, fake_llm: FakeOpenAI
+    open_store: OpenStore, fake_llm: FakeOpenAI
 ) -> None:
-    settings = Settings(
-        memory_path=tmp_path / "memory.sqlite3",
-        runbook_dir=tmp_path / "none",
-        llm_base_url=fake_llm.base_url,
-        llm_api_key="test-key",  # type: ignore[arg-type]
-        embedding_model="embed-small",
-    )
-    store = build_store(settings)
+    store = await open_store(**embedding(fake_llm))
     await remember(store)
     before = len(fake_llm.requests)
 
@@ -189,9 +181,8 @@ async def test_vectors_join_keywords_when_an_embedding_model_is_set(
     assert [len(r["input"]) for r in fake_llm.requests[before + 2 :]] == [1]
 
 
-async def test_broken_embeddings_fall_back_to_keywords(tmp_path: Path, fake_llm: FakeOpenAI) -> None:
-    client = make_client(fake_llm.base_url, Settings().llm_api_key, timeout=5)
-    store = MemoryStore(tmp_path / "memory.sqlite3", embedder=Embedder(client, "embed-small"))
+async def test_broken_embeddings_fall_back_to_keywords(open_store: OpenStore, fake_llm: FakeOpenAI) -> None:
+    store = await open_store(**embedding(fake_llm))
     await remember(store)
     fake_llm.broken_embeddings = True
     try:
@@ -203,6 +194,6 @@ async def test_broken_embeddings_fall_back_to_keywords(tmp_path: Path, fake_llm:
     assert found.note.startswith("vector search unavailable, keywords only: InternalServerError")
 
 
-async def test_empty_memory_says_so(tmp_path: Path) -> None:
-    found = await MemoryStore(tmp_path / "m.sqlite3").search(MemoryQuery(text="anything"))
+async def test_empty_memory_says_so(open_store: OpenStore) -> None:
+    found = await (await open_store()).search(MemoryQuery(text="anything"))
     assert (found.hits, found.note) == ([], "memory is empty")

@@ -1,0 +1,119 @@
+"""What memory holds (closed incidents, runbook sections) and the interface of the stores that hold it.
+
+Two stores implement `DocumentStore`: SQLite (activities/memory_sqlite.py, one file, no server) and
+Qdrant (activities/memory_qdrant.py, a server shared by every worker, or its embedded local mode).
+Ranking is not theirs: BM25 and rank fusion stay in activities/memory.py, so both stores recall alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from workflows.investigation_models import MemoryKind
+from workflows.models import IncidentState
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    kind: MemoryKind
+    title: str
+    body: str
+    category: str = ""
+    outcome: str = ""
+    source: str = ""
+
+    @property
+    def digest(self) -> str:
+        """Identifies the embedded text: a stored vector is reused only while this is unchanged."""
+        return hashlib.sha256(f"{self.title}\n{self.body}".encode()).hexdigest()
+
+    @property
+    def text(self) -> str:
+        return f"{self.title}\n{self.body}"
+
+
+class MemoryUnavailable(RuntimeError):
+    """The store could not be opened, read or written; activities fail and Temporal retries them.
+
+    A RuntimeError, so that a worker which cannot open its store at start stops with this message."""
+
+
+class VectorSearchError(Exception):
+    """Embeddings or the vector index did not answer usefully; retrieval goes on with keywords alone."""
+
+
+class DocumentStore(Protocol):
+    async def upsert(self, docs: list[Document]) -> None:
+        """Insert or replace by id; a changed text drops the vectors stored for the old one."""
+
+    async def delete(self, ids: list[str]) -> None: ...
+
+    async def documents(self, kind: MemoryKind | None) -> list[Document]:
+        """Every document of a kind (or all), ordered by id."""
+
+    async def missing_vectors(self, docs: list[Document], model: str) -> list[Document]:
+        """Those of `docs` with no vector from `model` for their current text."""
+
+    async def store_vectors(self, model: str, vectors: Mapping[Document, np.ndarray]) -> None: ...
+
+    async def nearest(self, model: str, query: np.ndarray, among: list[Document], limit: int) -> list[str]:
+        """Ids of `among` by cosine similarity to the unit vector `query`, best first, positive only.
+
+        Raises VectorSearchError when the vector index cannot answer."""
+
+
+def incident_document(state: IncidentState) -> Document:
+    """What is worth recalling about a closed incident, as searchable text."""
+    alert = state.alert
+    closed = state.timeline[-1].at.isoformat() if state.timeline else ""
+    lines = [
+        f"alert {alert.name} service {alert.service} severity {alert.severity} environment {alert.environment}",
+        "labels: " + ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())),
+        *(f"{k}: {v}" for k, v in sorted(alert.annotations.items())),
+        f"evidence: {state.evidence_summary}",
+    ]
+    if state.diagnosis:
+        d = state.diagnosis
+        lines.append(f"diagnosis ({d.source}, {d.confidence:.2f}): {d.category}: {d.explanation}")
+    if state.plan:
+        lines.append(f"plan: {state.plan.summary}")
+        for planned in state.plan.actions:
+            result = planned.result.summary if planned.result else "not run"
+            lines.append(f"action {planned.step} {planned.action.name}: {result}")
+    lines.append(f"outcome: {state.phase}")
+    return Document(
+        id=f"incident:{state.incident_id}:{closed}",
+        kind="incident",
+        title=f"{alert.name} on {alert.service or 'unknown service'}: {state.phase}",
+        body="\n".join(lines),
+        category=state.diagnosis.category if state.diagnosis else "",
+        outcome=str(state.phase),
+    )
+
+
+def runbook_documents(folder: Path) -> Iterator[Document]:
+    """One document per `##` section, each carrying the runbook's title for context."""
+    for path in sorted(folder.glob("**/*.md")):
+        text = path.read_text(errors="replace")
+        title_match = re.search(r"^# (.+)$", text, re.MULTILINE)
+        title = title_match.group(1).strip() if title_match else path.stem
+        sections = re.split(r"^(?=## )", text, flags=re.MULTILINE)
+        for number, section in enumerate(s for s in sections if s.strip()):
+            heading = section.splitlines()[0].lstrip("#").strip()
+            name = title if heading == title else f"{title} / {heading}"
+            relative = path.relative_to(folder).as_posix()
+            yield Document(
+                id=f"runbook:{relative}#{number}",
+                kind="runbook",
+                title=name,
+                body=f"{title}\n{section}",
+                source=relative,
+            )
