@@ -12,13 +12,11 @@ default) or `qdrant` (a server every worker shares, or Qdrant's embedded local m
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 import numpy as np
 import openai
 from qdrant_client import AsyncQdrantClient
-from rank_bm25 import BM25Plus
 from temporalio import activity
 
 from activities.llm import make_client
@@ -29,6 +27,7 @@ from activities.memory_documents import (
     VectorSearchError,
     incident_document,
     runbook_documents,
+    tokens,
 )
 from activities.memory_qdrant import QdrantDocuments
 from activities.memory_sqlite import SqliteDocuments
@@ -38,25 +37,7 @@ from workflows.models import Alert, IncidentState
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the head of each ranking
 SNIPPET_CHARS = 700
-# English glue words, plus the words every stored incident carries (its field names), which would
-# otherwise make every incident match every query.
-STOPWORDS = frozenset(
-    {
-        *("a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "in", "is", "it", "its"),
-        *("of", "on", "or", "that", "the", "to", "was", "were", "with", "this"),
-        *("alert", "labels", "evidence", "diagnosis", "heuristic", "llm", "plan", "action", "outcome"),
-        *("severity", "environment"),
-    }
-)
-
-
-def tokens(text: str) -> list[str]:
-    """Lower-case words; CamelCase alert names also count as their parts (KubePodCrashLooping)."""
-    words: list[str] = []
-    for word in re.findall(r"[A-Za-z0-9]+", text):
-        parts = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", word) if word.isalpha() else []
-        words.extend(p.lower() for p in ([word, *parts] if len(parts) > 1 else [word]))
-    return [w for w in words if w not in STOPWORDS]
+EMBED_BATCH = 256  # documents embedded per search: a large unembedded memory is caught up gradually
 
 
 class Embedder:
@@ -110,38 +91,35 @@ class MemoryStore:
         await self.documents.delete(sorted(known.keys() - {d.id for d in docs}))
         return len(docs)
 
-    async def _vector_ranking(self, query: str, docs: list[Document], limit: int) -> list[str]:
-        if self._embedder is None or not docs:
+    async def _vector_ranking(self, query: MemoryQuery) -> list[Document]:
+        if self._embedder is None:
             return []
-        missing = await self.documents.missing_vectors(docs, self._embedder.model)
+        model = self._embedder.model
+        missing = await self.documents.unembedded(model, query.kind, EMBED_BATCH)
         if missing:
             vectors = await self._embedder.embed([d.text for d in missing])
-            await self.documents.store_vectors(self._embedder.model, dict(zip(missing, vectors, strict=True)))
-        (query_vector,) = await self._embedder.embed([query])
-        return await self.documents.nearest(self._embedder.model, query_vector, docs, limit * 2)
+            await self.documents.store_vectors(model, dict(zip(missing, vectors, strict=True)))
+        (query_vector,) = await self._embedder.embed([query.text])
+        return await self.documents.nearest(model, query_vector, query.kind, query.limit * 2)
 
     async def search(self, query: MemoryQuery) -> MemoryResult:
         if query.kind != "incident":
             await self.sync_runbooks()
-        docs = await self.documents.documents(query.kind)
-        if not docs:
-            return MemoryResult(note="memory is empty")
-        query_tokens = tokens(query.text)
-        corpus = [tokens(d.text) for d in docs]
-        # BM25Plus keeps idf positive even in a tiny corpus; only documents sharing a word compete.
-        scores = BM25Plus(corpus).get_scores(query_tokens) if query_tokens else np.zeros(len(docs))
-        wanted = set(query_tokens)
-        matched = [i for i, words in enumerate(corpus) if wanted & set(words)]
-        bm25 = [docs[i].id for i in sorted(matched, key=lambda i: -scores[i])]
+        # each ranking twice as deep as asked, so fusion has room to reorder
+        keywords = await self.documents.keyword_ranking(tokens(query.text), query.kind, query.limit * 2)
         note = ""
         try:
-            vector = await self._vector_ranking(query.text, docs, query.limit)
+            vectors = await self._vector_ranking(query)
         except VectorSearchError as err:
-            vector, note = [], f"vector search unavailable, keywords only: {err}"
-        fused = _rrf(bm25, vector)
-        by_id = {d.id: d for d in docs}
+            vectors, note = [], f"vector search unavailable, keywords only: {err}"
+        if not keywords and not vectors and not await self.documents.count(query.kind):
+            return MemoryResult(note="memory is empty")
+        by_id = {d.id: d for d in [*keywords, *vectors]}
+        bm25, nearest = [d.id for d in keywords], [d.id for d in vectors]
         hits: list[MemoryHit] = []
-        for doc_id, score in sorted(fused.items(), key=lambda item: (-item[1], item[0]))[: query.limit]:
+        for doc_id, score in sorted(_rrf(bm25, nearest).items(), key=lambda item: (-item[1], item[0]))[
+            : query.limit
+        ]:
             doc = by_id[doc_id]
             hit = MemoryHit(
                 id=doc_id,
@@ -154,7 +132,7 @@ class MemoryStore:
             )
             if doc_id in bm25:
                 hit.matched_by.append("bm25")
-            if doc_id in vector:
+            if doc_id in nearest:
                 hit.matched_by.append("vector")
             hits.append(hit)
         return MemoryResult(hits=hits, note=note)

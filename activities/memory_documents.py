@@ -2,7 +2,8 @@
 
 Two stores implement `DocumentStore`: SQLite (activities/memory_sqlite.py, one file, no server) and
 Qdrant (activities/memory_qdrant.py, a server shared by every worker, or its embedded local mode).
-Ranking is not theirs: BM25 and rank fusion stay in activities/memory.py, so both stores recall alike.
+Each ranks where its documents are: SQLite in process, Qdrant on the server, so a search moves only
+its hits however large memory grows. Rank fusion of the two rankings is activities/memory.py's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,26 @@ import numpy as np
 
 from workflows.investigation_models import MemoryKind
 from workflows.models import IncidentState
+
+# English glue words, plus the words every stored incident carries (its field names), which would
+# otherwise make every incident match every query.
+STOPWORDS = frozenset(
+    {
+        *("a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "has", "in", "is", "it", "its"),
+        *("of", "on", "or", "that", "the", "to", "was", "were", "with", "this"),
+        *("alert", "labels", "evidence", "diagnosis", "heuristic", "llm", "plan", "action", "outcome"),
+        *("severity", "environment"),
+    }
+)
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case words; CamelCase alert names also count as their parts (KubePodCrashLooping)."""
+    words: list[str] = []
+    for word in re.findall(r"[A-Za-z0-9]+", text):
+        parts = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", word) if word.isalpha() else []
+        words.extend(p.lower() for p in ([word, *parts] if len(parts) > 1 else [word]))
+    return [w for w in words if w not in STOPWORDS]
 
 
 @dataclass(frozen=True)
@@ -52,22 +73,29 @@ class VectorSearchError(Exception):
 
 class DocumentStore(Protocol):
     async def upsert(self, docs: list[Document]) -> None:
-        """Insert or replace by id; a changed text drops the vectors stored for the old one."""
+        """Insert or replace by id; a changed text needs a new vector."""
 
     async def delete(self, ids: list[str]) -> None: ...
 
     async def documents(self, kind: MemoryKind | None) -> list[Document]:
-        """Every document of a kind (or all), ordered by id."""
+        """Every document of a kind (or all), ordered by id: for syncing and copying, not for search."""
 
-    async def missing_vectors(self, docs: list[Document], model: str) -> list[Document]:
-        """Those of `docs` with no vector from `model` for their current text."""
+    async def count(self, kind: MemoryKind | None) -> int: ...
+
+    async def keyword_ranking(self, words: list[str], kind: MemoryKind | None, limit: int) -> list[Document]:
+        """BM25: documents sharing a word with `words`, best first."""
+
+    async def unembedded(self, model: str, kind: MemoryKind | None, limit: int) -> list[Document]:
+        """Up to `limit` documents with no vector from `model` for their current text."""
 
     async def store_vectors(self, model: str, vectors: Mapping[Document, np.ndarray]) -> None: ...
 
-    async def nearest(self, model: str, query: np.ndarray, among: list[Document], limit: int) -> list[str]:
-        """Ids of `among` by cosine similarity to the unit vector `query`, best first, positive only.
-
-        Raises VectorSearchError when the vector index cannot answer."""
+    async def nearest(
+        self, model: str, query: np.ndarray, kind: MemoryKind | None, limit: int
+    ) -> list[Document]:
+        """By cosine similarity to the unit vector `query`, best first, positive only; a vector made
+        from an older text of its document never counts. Raises VectorSearchError when the vector
+        index cannot answer."""
 
 
 def incident_document(state: IncidentState) -> Document:

@@ -1,7 +1,9 @@
 """The embedded document store: one SQLite file, vectors next to the documents, compared with numpy.
 
 One machine, no server. Workers on several machines each keep their own file; a shared memory is
-what the Qdrant store (activities/memory_qdrant.py) is for.
+what the Qdrant store (activities/memory_qdrant.py) is for. Ranking reads every document of the kind
+asked for on each search, which is cheap at the size one machine's memory reaches (see the benchmark
+in tests/benchmarks/memory_search.py).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+from rank_bm25 import BM25Plus
 
-from activities.memory_documents import Document, MemoryUnavailable
+from activities.memory_documents import Document, MemoryUnavailable, tokens
 from workflows.investigation_models import MemoryKind
 
 SCHEMA = """
@@ -87,29 +90,37 @@ class SqliteDocuments:
 
     async def documents(self, kind: MemoryKind | None) -> list[Document]:
         where, args = ("WHERE kind = ?", (kind,)) if kind else ("", ())
-        rows = await self._run(
-            lambda db: db.execute(
-                f"SELECT {', '.join(FIELDS)} FROM documents {where} ORDER BY id", args
-            ).fetchall()
-        )
+        query = f"SELECT {', '.join(FIELDS)} FROM documents {where} ORDER BY id"
+        rows = await self._run(lambda db: db.execute(query, args).fetchall())
         return [Document(**dict(row)) for row in rows]
 
-    async def _embedded(self, ids: list[str], model: str) -> dict[str, bytes]:
-        def read(db: sqlite3.Connection) -> dict[str, bytes]:
-            found: dict[str, bytes] = {}
-            # in chunks: SQLite caps the number of bound parameters
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT id, embedding FROM documents WHERE embedding_model = ? AND embedding IS NOT NULL AND id IN ({marks})"
-                found.update((row["id"], row["embedding"]) for row in db.execute(query, (model, *chunk)))
-            return found
+    async def count(self, kind: MemoryKind | None) -> int:
+        where, args = ("WHERE kind = ?", (kind,)) if kind else ("", ())
+        count: int = await self._run(
+            lambda db: db.execute(f"SELECT count(*) FROM documents {where}", args).fetchone()[0]
+        )
+        return count
 
-        return await self._run(read)
+    async def keyword_ranking(self, words: list[str], kind: MemoryKind | None, limit: int) -> list[Document]:
+        docs = await self.documents(kind)
+        if not docs or not words:
+            return []
+        corpus = [tokens(d.text) for d in docs]
+        # BM25Plus keeps idf positive even in a tiny corpus; only documents sharing a word compete.
+        scores = BM25Plus(corpus).get_scores(words)
+        wanted = set(words)
+        matched = [i for i, doc_words in enumerate(corpus) if wanted & set(doc_words)]
+        return [docs[i] for i in sorted(matched, key=lambda i: -scores[i])[:limit]]
 
-    async def missing_vectors(self, docs: list[Document], model: str) -> list[Document]:
-        embedded = await self._embedded([d.id for d in docs], model)
-        return [d for d in docs if d.id not in embedded]
+    async def unembedded(self, model: str, kind: MemoryKind | None, limit: int) -> list[Document]:
+        same_kind = "AND kind = ?" if kind else ""
+        query = (
+            f"SELECT {', '.join(FIELDS)} FROM documents WHERE (embedding IS NULL OR embedding_model != ?) "
+            f"{same_kind} ORDER BY id LIMIT ?"
+        )
+        args = (model, *((kind,) if kind else ()), limit)
+        rows = await self._run(lambda db: db.execute(query, args).fetchall())
+        return [Document(**dict(row)) for row in rows]
 
     async def store_vectors(self, model: str, vectors: Mapping[Document, np.ndarray]) -> None:
         rows = [(v.astype(np.float32).tobytes(), model, d.id, d.digest) for d, v in vectors.items()]
@@ -120,11 +131,18 @@ class SqliteDocuments:
             )
         )
 
-    async def nearest(self, model: str, query: np.ndarray, among: list[Document], limit: int) -> list[str]:
-        embedded = await self._embedded([d.id for d in among], model)
-        ids = [d.id for d in among if d.id in embedded]
-        if not ids:
+    async def nearest(
+        self, model: str, query: np.ndarray, kind: MemoryKind | None, limit: int
+    ) -> list[Document]:
+        same_kind = "AND kind = ?" if kind else ""
+        select = (
+            f"SELECT {', '.join(FIELDS)}, embedding FROM documents "
+            f"WHERE embedding_model = ? AND embedding IS NOT NULL {same_kind} ORDER BY id"
+        )
+        args = (model, *((kind,) if kind else ()))
+        rows = await self._run(lambda db: db.execute(select, args).fetchall())
+        if not rows:
             return []
-        matrix = np.stack([np.frombuffer(embedded[i], np.float32) for i in ids])
-        similarity = matrix @ query
-        return [ids[i] for i in np.argsort(-similarity)[:limit] if similarity[i] > 0]
+        similarity = np.stack([np.frombuffer(r["embedding"], np.float32) for r in rows]) @ query
+        best = [i for i in np.argsort(-similarity)[:limit] if similarity[i] > 0]
+        return [Document(**{f: rows[i][f] for f in FIELDS}) for i in best]

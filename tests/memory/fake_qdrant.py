@@ -49,6 +49,7 @@ class FakeQdrant:
         app = web.Application(middlewares=[self._guard])
         routes = app.router
         routes.add_get("/", self._version)
+        routes.add_get("/collections", self._collections)
         routes.add_get("/collections/{name}/exists", self._exists)
         routes.add_put("/collections/{name}", self._create)
         routes.add_put("/collections/{name}/points", self._upsert)
@@ -56,6 +57,8 @@ class FakeQdrant:
         routes.add_post("/collections/{name}/points/scroll", self._scroll)
         routes.add_post("/collections/{name}/points/query", self._query)
         routes.add_post("/collections/{name}/points/delete", self._delete)
+        routes.add_post("/collections/{name}/points/count", self._count)
+        routes.add_post("/collections/{name}/points/batch", self._batch)
         self._runner, self.url = await start_local(app)
 
     async def stop(self) -> None:
@@ -91,7 +94,13 @@ class FakeQdrant:
         name = request.match_info["name"]
         if await self._engine.collection_exists(name):
             return _error(409, f"Wrong input: Collection `{name}` already exists!")
-        return _answer(await self._engine.create_collection(name, vectors_config=body.vectors))
+        created = await self._engine.create_collection(
+            name, vectors_config=body.vectors, sparse_vectors_config=body.sparse_vectors
+        )
+        return _answer(created)
+
+    async def _collections(self, _: web.Request) -> web.Response:
+        return _answer(await self._engine.get_collections())
 
     async def _upsert(self, request: web.Request) -> web.Response:
         body = models.PointsList.model_validate(await request.json())
@@ -124,6 +133,7 @@ class FakeQdrant:
         response = await self._engine.query_points(
             request.match_info["name"],
             query=query,  # type: ignore[arg-type]
+            using=body.using,
             query_filter=body.filter,
             limit=body.limit or 10,
             with_payload=body.with_payload if body.with_payload is not None else False,
@@ -133,3 +143,12 @@ class FakeQdrant:
     async def _delete(self, request: web.Request) -> web.Response:
         body = models.PointIdsList.model_validate(await request.json())
         return _answer(await self._engine.delete(request.match_info["name"], points_selector=body))
+
+    async def _count(self, request: web.Request) -> web.Response:
+        body = models.CountRequest.model_validate(await request.json())
+        counted = await self._engine.count(request.match_info["name"], count_filter=body.filter, exact=True)
+        return _answer(counted)
+
+    async def _batch(self, request: web.Request) -> web.Response:
+        body = models.UpdateOperations.model_validate(await request.json())
+        return _answer(await self._engine.batch_update_points(request.match_info["name"], body.operations))

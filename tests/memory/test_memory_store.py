@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from pydantic import SecretStr
 
-from activities.memory import MemoryActivities, MemoryStore, category_priors, tokens
-from activities.memory_documents import runbook_documents
+from activities.memory import MemoryActivities, MemoryStore, category_priors
+from activities.memory_documents import Document, runbook_documents, tokens
 from tests.llm.fake_openai import FakeOpenAI
 from tests.memory.conftest import OpenStore
 from worker.settings import REPO_ROOT
@@ -197,3 +198,29 @@ async def test_broken_embeddings_fall_back_to_keywords(open_store: OpenStore, fa
 async def test_empty_memory_says_so(open_store: OpenStore) -> None:
     found = await (await open_store()).search(MemoryQuery(text="anything"))
     assert (found.hits, found.note) == ([], "memory is empty")
+
+
+async def test_a_vector_of_an_older_text_never_counts(open_store: OpenStore) -> None:
+    documents = (await open_store()).documents
+    unit = np.asarray([1.0, 0.0, 0.0], dtype=np.float32)
+    old = Document(id="runbook:disk.md#0", kind="runbook", title="Disk", body="clean /var/log")
+    await documents.upsert([old])
+    assert await documents.unembedded("m", "runbook", 10) == [old]
+    await documents.store_vectors("m", {old: unit})
+    assert await documents.unembedded("m", None, 10) == []
+    assert await documents.nearest("m", unit, "runbook", 5) == [old]
+    assert await documents.nearest("m", unit, "incident", 5) == []
+
+    new = Document(id=old.id, kind="runbook", title="Disk", body="grow the volume instead")
+    await documents.upsert([new])
+    assert await documents.unembedded("m", "runbook", 10) == [new]
+    assert await documents.nearest("m", unit, "runbook", 5) == []
+    await documents.store_vectors("m", {old: unit})  # a late write of the old text's vector
+    assert await documents.unembedded("m", "runbook", 10) == [new]
+    assert await documents.nearest("m", unit, "runbook", 5) == []
+
+    await documents.store_vectors("m", {new: unit})
+    assert await documents.nearest("m", unit, None, 5) == [new]
+    await documents.delete([new.id])
+    assert (await documents.documents("runbook"), await documents.count(None)) == ([], 0)
+    assert await documents.nearest("m", unit, None, 5) == []

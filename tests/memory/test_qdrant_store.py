@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from qdrant_client import AsyncQdrantClient, models
 
 from activities.memory import build_store
-from activities.memory_documents import Document, MemoryUnavailable
+from activities.memory_documents import MemoryUnavailable
+from tests.benchmarks import memory_search
 from tests.diagnosis.test_memory_priors import diagnose, tie
 from tests.llm.fake_openai import FakeOpenAI
-from tests.memory.conftest import OpenStore, backend_settings
+from tests.memory.conftest import backend_settings
 from tests.memory.fake_qdrant import FakeQdrant
 from tests.memory.test_memory_store import PAST, embedding, remember
 from worker.devserver import free_port
@@ -32,25 +32,6 @@ async def test_every_worker_reads_and_writes_one_memory(fake_qdrant: FakeQdrant,
 
     assert found.hits[0].id == "incident:incident-a2:2026-03-01T00:00:00+00:00"
     assert len(await other.documents.documents(None)) == len(PAST)
-
-
-async def test_a_vector_of_an_older_text_never_counts(open_store: OpenStore) -> None:
-    store = await open_store()
-    documents = store.documents
-    unit = np.asarray([1.0, 0.0, 0.0], dtype=np.float32)
-    old = Document(id="runbook:disk.md#0", kind="runbook", title="Disk", body="clean /var/log")
-    await documents.upsert([old])
-    await documents.store_vectors("m", {old: unit})
-    assert await documents.missing_vectors([old], "m") == []
-    assert await documents.nearest("m", unit, [old], 5) == [old.id]
-
-    new = Document(id=old.id, kind="runbook", title="Disk", body="grow the volume instead")
-    await documents.upsert([new])
-
-    assert await documents.missing_vectors([new], "m") == [new]
-    assert await documents.nearest("m", unit, [new], 5) == []
-    await documents.delete([new.id])
-    assert await documents.documents("runbook") == []
 
 
 async def test_an_unreachable_server_is_named_and_diagnosis_goes_on_without_it(tmp_path: Path) -> None:
@@ -107,3 +88,10 @@ async def test_vectors_of_another_dimension_fall_back_to_keywords_and_say_why(
     assert found.hits[0].category == "disk_full" and found.hits[0].matched_by == ["bm25"]
     assert found.note.startswith(f"vector search unavailable, keywords only: Qdrant at {fake_qdrant.url}: ")
     assert "cannot store vectors" in found.note
+
+
+async def test_the_search_benchmark_runs_on_every_store(capsys: pytest.CaptureFixture[str]) -> None:
+    await memory_search.main([40])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("sqlite", "40"), ("qdrant-local", "40"), ("qdrant-server", "40")]
+    assert all(float(r[2]) > 0 for r in rows)
