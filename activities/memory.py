@@ -80,16 +80,15 @@ class MemoryStore:
     async def upsert(self, doc: Document) -> None:
         await self.documents.upsert([doc])
 
-    async def sync_runbooks(self) -> int:
+    async def sync_runbooks(self) -> None:
         """Bring the runbook index in line with the folder: new, changed and deleted sections."""
         if self._runbook_dir is None or not self._runbook_dir.is_dir():
-            return 0
+            return
         folder = self._runbook_dir
         docs = await asyncio.to_thread(lambda: list(runbook_documents(folder)))
         known = {d.id: d for d in await self.documents.documents("runbook")}
         await self.documents.upsert([d for d in docs if known.get(d.id) != d])
         await self.documents.delete(sorted(known.keys() - {d.id for d in docs}))
-        return len(docs)
 
     async def _vector_ranking(self, query: MemoryQuery) -> list[Document]:
         if self._embedder is None:

@@ -242,6 +242,8 @@ class QdrantDocuments:
                 with_payload=["digest"],
             )
             hits = [(str(p.id), (p.payload or {}).get("digest")) for p in response.points if p.score > 0]
+            if not hits:
+                return []
             records = await self._client.retrieve(
                 self.collection, ids=[i for i, _ in hits], with_payload=True
             )
