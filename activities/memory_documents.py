@@ -72,6 +72,8 @@ class VectorSearchError(Exception):
 
 
 class DocumentStore(Protocol):
+    label: str  # where the documents live, for people: a file, or a Qdrant server or folder
+
     async def upsert(self, docs: list[Document]) -> None:
         """Insert or replace by id; a changed text needs a new vector."""
 

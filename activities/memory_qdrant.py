@@ -81,7 +81,7 @@ class QdrantDocuments:
     def __init__(self, client: AsyncQdrantClient, collection: str, where: str) -> None:
         self._client = client
         self.collection = collection
-        self.where = where  # for messages: the server URL or the local folder
+        self.label = f"Qdrant at {where}"  # the server URL or the local folder
         self._ready = False
 
     async def close(self) -> None:
@@ -94,7 +94,7 @@ class QdrantDocuments:
         try:
             yield
         except (ApiException, ValueError, OSError) as err:
-            raise error(f"Qdrant at {self.where}: cannot {what}: {_describe(err)}") from err
+            raise error(f"{self.label}: cannot {what}: {_describe(err)}") from err
 
     def vector_collection(self, model: str) -> str:
         return f"{self.collection}-vectors-{self._model_key(model)}"

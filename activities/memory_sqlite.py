@@ -41,16 +41,27 @@ T = TypeVar("T")
 FIELDS = ("id", "kind", "title", "body", "category", "outcome", "source")
 
 
+def _of_kind(kind: MemoryKind | None) -> tuple[str, tuple[str, ...]]:
+    """The SQL condition (and its argument) for one kind of document, or for all of them."""
+    return ("kind = ?", (kind,)) if kind else ("1", ())
+
+
 class SqliteDocuments:
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
+        self.label = str(path)
+        with self._failing():
             path.parent.mkdir(parents=True, exist_ok=True)
             with self._db() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(SCHEMA)
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        try:
+            yield
         except (sqlite3.Error, OSError) as err:
-            raise MemoryUnavailable(f"memory file {path}: {err}") from err
+            raise MemoryUnavailable(f"memory file {self.path}: {err}") from err
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -61,11 +72,8 @@ class SqliteDocuments:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def in_thread() -> T:
-            try:
-                with self._db() as db:
-                    return work(db)
-            except (sqlite3.Error, OSError) as err:
-                raise MemoryUnavailable(f"memory file {self.path}: {err}") from err
+            with self._failing(), self._db() as db:
+                return work(db)
 
         return await asyncio.to_thread(in_thread)
 
@@ -89,15 +97,15 @@ class SqliteDocuments:
         await self._run(lambda db: db.executemany("DELETE FROM documents WHERE id = ?", [(i,) for i in ids]))
 
     async def documents(self, kind: MemoryKind | None) -> list[Document]:
-        where, args = ("WHERE kind = ?", (kind,)) if kind else ("", ())
-        query = f"SELECT {', '.join(FIELDS)} FROM documents {where} ORDER BY id"
+        same_kind, args = _of_kind(kind)
+        query = f"SELECT {', '.join(FIELDS)} FROM documents WHERE {same_kind} ORDER BY id"
         rows = await self._run(lambda db: db.execute(query, args).fetchall())
         return [Document(**dict(row)) for row in rows]
 
     async def count(self, kind: MemoryKind | None) -> int:
-        where, args = ("WHERE kind = ?", (kind,)) if kind else ("", ())
+        same_kind, args = _of_kind(kind)
         count: int = await self._run(
-            lambda db: db.execute(f"SELECT count(*) FROM documents {where}", args).fetchone()[0]
+            lambda db: db.execute(f"SELECT count(*) FROM documents WHERE {same_kind}", args).fetchone()[0]
         )
         return count
 
@@ -113,12 +121,12 @@ class SqliteDocuments:
         return [docs[i] for i in sorted(matched, key=lambda i: -scores[i])[:limit]]
 
     async def unembedded(self, model: str, kind: MemoryKind | None, limit: int) -> list[Document]:
-        same_kind = "AND kind = ?" if kind else ""
+        same_kind, kind_args = _of_kind(kind)
         query = (
             f"SELECT {', '.join(FIELDS)} FROM documents WHERE (embedding IS NULL OR embedding_model != ?) "
-            f"{same_kind} ORDER BY id LIMIT ?"
+            f"AND {same_kind} ORDER BY id LIMIT ?"
         )
-        args = (model, *((kind,) if kind else ()), limit)
+        args = (model, *kind_args, limit)
         rows = await self._run(lambda db: db.execute(query, args).fetchall())
         return [Document(**dict(row)) for row in rows]
 
@@ -134,12 +142,12 @@ class SqliteDocuments:
     async def nearest(
         self, model: str, query: np.ndarray, kind: MemoryKind | None, limit: int
     ) -> list[Document]:
-        same_kind = "AND kind = ?" if kind else ""
+        same_kind, kind_args = _of_kind(kind)
         select = (
             f"SELECT {', '.join(FIELDS)}, embedding FROM documents "
-            f"WHERE embedding_model = ? AND embedding IS NOT NULL {same_kind} ORDER BY id"
+            f"WHERE embedding_model = ? AND embedding IS NOT NULL AND {same_kind} ORDER BY id"
         )
-        args = (model, *((kind,) if kind else ()))
+        args = (model, *kind_args)
         rows = await self._run(lambda db: db.execute(select, args).fetchall())
         if not rows:
             return []

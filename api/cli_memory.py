@@ -13,26 +13,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from activities.memory_documents import MemoryUnavailable
+from activities.memory_documents import DocumentStore, MemoryUnavailable
 from activities.memory_sqlite import SqliteDocuments
-from worker.settings import Settings, load_settings
+from api.cli_incidents import fail
+from worker.settings import load_settings
 from workflows.investigation_models import MemoryQuery, MemoryResult
 
 app = typer.Typer()
 memory_app = typer.Typer(help="Incident memory and runbooks.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
 COPY_BATCH = 256
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
-
-
-def _where(settings: Settings) -> str:
-    if settings.memory_backend == "sqlite":
-        return str(settings.memory_file)
-    return f"Qdrant at {settings.qdrant_url or settings.state_dir / 'qdrant'}"
 
 
 @memory_app.command()
@@ -46,14 +36,15 @@ def search(
     from activities.memory import build_store  # openai and qdrant-client: seconds to import, so only here
 
     settings = load_settings()
-    try:
-        result = asyncio.run(build_store(settings).search(MemoryQuery(text=text, kind=kind, limit=limit)))
+    try:  # opening can fail too: another process holding the local mode's folder
+        store = build_store(settings)
+        result = asyncio.run(store.search(MemoryQuery(text=text, kind=kind, limit=limit)))
     except MemoryUnavailable as err:
-        raise _fail(str(err)) from err
+        fail(str(err))
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     else:
-        _print_hits(result, _where(settings))
+        _print_hits(result, store.documents.label)
 
 
 def _print_hits(result: MemoryResult, where: str) -> None:
@@ -82,24 +73,24 @@ def copy(
     """Copy every document of a SQLite memory into the configured store (REMEDIATOR_MEMORY_BACKEND).
 
     Copying again overwrites the same documents; vectors are made again on the next search."""
-    from activities.memory import build_store
+    from activities.memory import build_documents
 
     settings = load_settings()
     if settings.memory_backend == "sqlite" and source.resolve() == settings.memory_file.resolve():
-        raise _fail(f"{source} is the configured memory itself; set REMEDIATOR_MEMORY_BACKEND=qdrant first")
-    target = build_store(settings).documents
+        fail(f"{source} is the configured memory itself; set REMEDIATOR_MEMORY_BACKEND=qdrant first")
 
-    async def run() -> Counter[str]:
+    async def run(target: DocumentStore) -> Counter[str]:
         docs = await SqliteDocuments(source).documents(None)
         for start in range(0, len(docs), COPY_BATCH):
             await target.upsert(docs[start : start + COPY_BATCH])
         return Counter(d.kind for d in docs)
 
     try:
-        kinds = asyncio.run(run())
+        target = build_documents(settings)
+        kinds = asyncio.run(run(target))
     except MemoryUnavailable as err:
-        raise _fail(str(err)) from err
+        fail(str(err))
     typer.echo(
         f"copied {kinds['incident']} incidents and {kinds['runbook']} runbook sections "
-        f"from {source} to {_where(settings)}"
+        f"from {source} to {target.label}"
     )
