@@ -54,6 +54,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from worker.settings import Settings
 from workflows.actions import AnsibleAction
+from workflows.activity_names import ANSIBLE_APPLY, ANSIBLE_PREVIEW, ANSIBLE_ROLLBACK, ANSIBLE_SNAPSHOT
 from workflows.models import ActionOutcome, ActionRequest, HostResult
 
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when a run is cancelled or times out
@@ -517,22 +518,22 @@ class AnsibleExecutor:
     def _marker_key(self, request: ActionRequest) -> str:
         return f"{request.idempotency_key}@{activity.info().workflow_run_id}"
 
-    @activity.defn(name="ansible.preview", no_thread_cancel_exception=True)
+    @activity.defn(name=ANSIBLE_PREVIEW, no_thread_cancel_exception=True)
     def preview(self, request: ActionRequest) -> ActionOutcome:
         return self._run(request, _action(request).playbook, check=True, marker_key=self._marker_key(request))
 
-    @activity.defn(name="ansible.snapshot")
+    @activity.defn(name=ANSIBLE_SNAPSHOT)
     def snapshot(self, request: ActionRequest) -> dict[str, Any]:
         """Ansible's undo is the action's rollback playbook; the target hosts hold what was applied."""
         return {"rollback_playbook": _action(request).rollback_playbook}
 
-    @activity.defn(name="ansible.apply", no_thread_cancel_exception=True)
+    @activity.defn(name=ANSIBLE_APPLY, no_thread_cancel_exception=True)
     def apply(self, request: ActionRequest) -> ActionOutcome:
         return self._run(
             request, _action(request).playbook, check=False, marker_key=self._marker_key(request)
         )
 
-    @activity.defn(name="ansible.rollback", no_thread_cancel_exception=True)
+    @activity.defn(name=ANSIBLE_ROLLBACK, no_thread_cancel_exception=True)
     def rollback(self, request: ActionRequest) -> ActionOutcome:
         rollback = _action(request).rollback_playbook
         if not rollback:

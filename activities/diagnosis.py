@@ -37,6 +37,7 @@ from temporalio import activity
 
 from activities.memory_documents import MemoryUnavailable
 from activities.rules import RULES, Context, Signal
+from workflows.activity_names import DIAGNOSE
 from workflows.models import Alert, DiagnoseRequest, Diagnosis, DiagnosisCategory, EvidenceRef
 
 Diagnoser = Callable[[DiagnoseRequest], Diagnosis]
@@ -238,6 +239,6 @@ class DiagnosisActivities:
             activity.logger.warning("no priors from incident memory: %s", err)
             return {}
 
-    @activity.defn(name="diagnose")
+    @activity.defn(name=DIAGNOSE)
     async def diagnose(self, request: DiagnoseRequest) -> Diagnosis:
         return heuristic_diagnosis(request, await self._priors(request.alert))

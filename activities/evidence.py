@@ -19,8 +19,9 @@ from activities.evidence_queries import EvidenceQuery, evidence_queries, firing_
 from activities.kubernetes import KubeCluster
 from activities.kubernetes_reads import KubernetesReads
 from activities.metrics import Prometheus
-from activities.probe import probe
+from activities.probe import REFUSED, Prober
 from worker.settings import Settings
+from workflows.activity_names import GATHER_EVIDENCE, VERIFY
 from workflows.models import Alert, Evidence, MetricSample, VerifyRequest
 
 
@@ -38,13 +39,15 @@ class EvidenceActivities:
     def __init__(self, settings: Settings, cluster: KubeCluster | None = None) -> None:
         """`cluster` is the worker's one Kubernetes connection, shared with the executor and read tools."""
         self._settings = settings
-        self._http = httpx.AsyncClient(timeout=settings.probe_timeout_seconds)
+        self._prober = Prober(settings)
         self._prometheus = (
-            Prometheus(self._http, settings.prometheus_url) if settings.prometheus_url else None
+            Prometheus(httpx.AsyncClient(timeout=settings.probe_timeout_seconds), settings.prometheus_url)
+            if settings.prometheus_url
+            else None
         )
         self._kube = KubernetesReads(cluster or KubeCluster(settings)) if settings.kube_configured else None
 
-    @activity.defn(name="gather_evidence")
+    @activity.defn(name=GATHER_EVIDENCE)
     async def gather_evidence(self, alert: Alert) -> Evidence:
         evidence = Evidence(collected_at=datetime.now(UTC))
         await asyncio.gather(
@@ -54,7 +57,7 @@ class EvidenceActivities:
 
     async def _probe(self, alert: Alert, evidence: Evidence) -> None:
         if url := probe_url(alert):
-            evidence.probe = await probe(self._http, url)
+            evidence.probe = await self._prober(url)
 
     async def _k8s(self, alert: Alert, evidence: Evidence) -> None:
         if (workload := Workload.of(alert)) is None:
@@ -80,15 +83,18 @@ class EvidenceActivities:
         if empty := sum(not s.error and s.value is None and not s.points for s in samples):
             evidence.notes.append(f"Prometheus: no data for {empty} of {len(queries)} queries")
 
-    @activity.defn(name="verify")
+    @activity.defn(name=VERIFY)
     async def verify(self, request: VerifyRequest) -> str:
         """Raise (retryably) while unhealthy: Temporal's retry policy is the polling loop."""
         checks: list[str] = []
         if request.probe_url:
-            result = await probe(self._http, request.probe_url)
+            result = await self._prober(request.probe_url)
             if not result.ok:
+                # A refusal stays one however often it is asked: no retries, the reason in the history.
                 raise ApplicationError(
-                    f"probe {request.probe_url} unhealthy: {result.error}", type="Unhealthy"
+                    f"probe {request.probe_url} unhealthy: {result.error}",
+                    type="Unhealthy",
+                    non_retryable=result.error.startswith(REFUSED),
                 )
             checks.append(f"probe {request.probe_url} answered {result.status}")
         if request.healthy_query:

@@ -32,6 +32,12 @@ from workflows.actions import (
     ScaleArgs,
     UndoArgs,
 )
+from workflows.activity_names import (
+    KUBERNETES_APPLY,
+    KUBERNETES_PREVIEW,
+    KUBERNETES_ROLLBACK,
+    KUBERNETES_SNAPSHOT,
+)
 from workflows.models import ActionOutcome, ActionRequest
 
 # creationTimestamp has whole seconds and comes from another clock than Temporal's scheduled time.
@@ -172,18 +178,18 @@ class KubernetesExecutor:
     def _key(request: ActionRequest) -> str:
         return f"{request.idempotency_key}@{activity.info().workflow_run_id}"
 
-    @activity.defn(name="kubernetes.preview", no_thread_cancel_exception=True)
+    @activity.defn(name=KUBERNETES_PREVIEW, no_thread_cancel_exception=True)
     def preview(self, request: ActionRequest) -> ActionOutcome:
         return self._operation(request).preview()
 
-    @activity.defn(name="kubernetes.snapshot", no_thread_cancel_exception=True)
+    @activity.defn(name=KUBERNETES_SNAPSHOT, no_thread_cancel_exception=True)
     def snapshot(self, request: ActionRequest) -> dict[str, Any]:
         return self._operation(request).snapshot()
 
-    @activity.defn(name="kubernetes.apply", no_thread_cancel_exception=True)
+    @activity.defn(name=KUBERNETES_APPLY, no_thread_cancel_exception=True)
     def apply(self, request: ActionRequest) -> ActionOutcome:
         return self._operation(request).apply(self._key(request))
 
-    @activity.defn(name="kubernetes.rollback", no_thread_cancel_exception=True)
+    @activity.defn(name=KUBERNETES_ROLLBACK, no_thread_cancel_exception=True)
     def rollback(self, request: ActionRequest) -> ActionOutcome:
         return self._operation(request).rollback(self._key(request))

@@ -15,6 +15,15 @@ from temporalio import activity
 
 from activities.kubernetes import REVISION, KubeCluster, owned_replicasets
 from activities.logs import summarize
+from workflows.activity_names import (
+    KUBE_DEPLOYMENTS,
+    KUBE_DESCRIBE,
+    KUBE_EVENTS,
+    KUBE_LOG_TEMPLATES,
+    KUBE_LOGS,
+    KUBE_PODS,
+    KUBE_ROLLOUT_HISTORY,
+)
 from workflows.kube_reads import (
     DeploymentHealth,
     DeploymentList,
@@ -209,7 +218,7 @@ class KubernetesReads:
             )
         return _newest_first(listing.get("items") or [])
 
-    @activity.defn(name="kube_pods")
+    @activity.defn(name=KUBE_PODS)
     def pods(self, query: PodsQuery) -> PodList:
         """Pods with their health, the unhealthy first (not ready, then most restarts)."""
         self._cluster.allow(query.namespace)
@@ -224,7 +233,7 @@ class KubernetesReads:
         )
         return PodList(namespace=query.namespace, pods=pods[: query.limit], total=len(pods))
 
-    @activity.defn(name="kube_deployments")
+    @activity.defn(name=KUBE_DEPLOYMENTS)
     def deployments(self, query: DeploymentsQuery) -> DeploymentList:
         self._cluster.allow(query.namespace)
         listing = self._cluster.call(
@@ -236,7 +245,7 @@ class KubernetesReads:
         found = [deployment_health(d) for d in listing.get("items") or []]
         return DeploymentList(namespace=query.namespace, deployments=found)
 
-    @activity.defn(name="kube_events")
+    @activity.defn(name=KUBE_EVENTS)
     def events(self, query: EventsQuery) -> EventList:
         self._cluster.allow(query.namespace)
         found = self._events(query.namespace, query.kind, query.name, query.warnings_only)
@@ -257,7 +266,7 @@ class KubernetesReads:
         )
         return str(text or "").splitlines()[-query.tail_lines :]
 
-    @activity.defn(name="kube_logs")
+    @activity.defn(name=KUBE_LOGS)
     def logs(self, query: LogsQuery) -> PodLogs:
         """The last lines of one container's log, or of its previous run (`previous`, after a crash)."""
         lines = self._log_lines(query)
@@ -269,12 +278,12 @@ class KubernetesReads:
             clipped_lines=sum(len(line) > MAX_LINE_CHARS for line in lines),
         )
 
-    @activity.defn(name="kube_log_templates")
+    @activity.defn(name=KUBE_LOG_TEMPLATES)
     def log_templates(self, query: LogsQuery) -> LogSummary:
         """The same lines as Drain3 templates with counts: bounded, whatever the size of the log."""
         return summarize("\n".join(self._log_lines(query)))
 
-    @activity.defn(name="kube_describe")
+    @activity.defn(name=KUBE_DESCRIBE)
     def describe(self, query: DescribeQuery) -> Description:
         """One object's facts, conditions and events: what `kubectl describe` shows, as data."""
         cluster, ns, name = self._cluster, query.namespace, query.name
@@ -302,7 +311,7 @@ class KubernetesReads:
             events=[kube_event(e) for e in events[:20]],
         )
 
-    @activity.defn(name="kube_rollout_history")
+    @activity.defn(name=KUBE_ROLLOUT_HISTORY)
     def rollout_history(self, query: RolloutHistoryQuery) -> RolloutHistory:
         """The Deployment's revisions from its ReplicaSets, as `kubectl rollout history` reads them."""
         self._cluster.allow(query.namespace)

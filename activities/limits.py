@@ -14,6 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from workflows.activity_names import LIMITS_ACQUIRE, LIMITS_RELEASE, LIMITS_USAGE
 from workflows.limiter import (
     LIMITER_ID,
     AcquireRequest,
@@ -31,7 +32,7 @@ class LimitsActivities:
         # One limiter per namespace in production; tests give each environment its own.
         self._id = limiter_id
 
-    @activity.defn(name="limits.acquire")
+    @activity.defn(name=LIMITS_ACQUIRE)
     async def acquire(self, request: AcquireRequest) -> AcquireResult:
         start = WithStartWorkflowOperation(
             RemediationLimiter.run,
@@ -48,7 +49,7 @@ class LimitsActivities:
             # The limiter's validator refused the request: asking again will not change its mind.
             raise ApplicationError(f"limiter refused {request.key}: {err.cause}", non_retryable=True) from err
 
-    @activity.defn(name="limits.release")
+    @activity.defn(name=LIMITS_RELEASE)
     async def release(self, request: ReleaseRequest) -> str:
         handle = activity.client().get_workflow_handle(self._id)
         try:
@@ -60,7 +61,7 @@ class LimitsActivities:
             return "no limiter running"
         return f"released the lease of {request.incident_id}"
 
-    @activity.defn(name="limits.usage")
+    @activity.defn(name=LIMITS_USAGE)
     async def usage(self, request: UsageRequest) -> Usage:
         handle = activity.client().get_workflow_handle(self._id)
         try:

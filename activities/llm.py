@@ -23,6 +23,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from worker.settings import Settings
+from workflows.activity_names import LLM_CHAT, LLM_POLICY
 from workflows.guardrails import LLMDiagnosis
 from workflows.investigation import InvestigationResult, Investigator, Record, StepFailed
 from workflows.investigation_models import ChatRequest, ChatResult, LLMPolicy, TokenUsage, ToolCall
@@ -122,7 +123,7 @@ class LLMActivities:
             else None
         )
 
-    @activity.defn(name="llm.policy")
+    @activity.defn(name=LLM_POLICY)
     async def policy(self) -> LLMPolicy:
         s = self._settings
         return LLMPolicy(
@@ -139,7 +140,7 @@ class LLMActivities:
             chat_timeout_seconds=s.llm_timeout_seconds + 10,
         )
 
-    @activity.defn(name="llm.chat")
+    @activity.defn(name=LLM_CHAT)
     async def chat(self, request: ChatRequest) -> ChatResult:
         if self._client is None:
             raise ApplicationError(NOT_CONFIGURED, type="LLMNotConfigured", non_retryable=True)

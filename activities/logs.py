@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Literal
 
 from drain3 import TemplateMiner
@@ -29,6 +30,10 @@ LOG_FORMATS: tuple[LogFormat, ...] = ("auto", "text", "jsonl", "csv")
 MAX_TEMPLATES = 40
 MAX_CHARS = 240
 MAX_EXAMPLES = 3
+# Bounds on what one analysis reads (REMEDIATOR_LOGS_MAX_LINE_CHARS, REMEDIATOR_LOGS_MAX_LINES): a line
+# is clipped before any pattern sees it, and lines past the cap are not read at all.
+MAX_LINE_CHARS = 4096
+MAX_LINES = 100_000
 MESSAGE_FIELDS = ("msg", "message", "log", "line", "text")
 TIME_FIELDS = ("time", "ts", "timestamp", "@timestamp", "t", "date")
 LEVEL_FIELDS = ("level", "severity", "lvl", "levelname")
@@ -100,6 +105,12 @@ class LogLine:
     message: str
     at: datetime | None = None
     level: Level = ""
+    clipped: bool = False  # longer than the line cap, and cut to it
+
+
+def _line(number: int, whole: str, limit: int, at: datetime | None = None, declared: str = "") -> LogLine:
+    message = clip(whole, limit)
+    return LogLine(number, message, at, level_of(message, declared), clipped=message is not whole)
 
 
 def estimate_tokens(text: str) -> int:
@@ -158,12 +169,17 @@ def detect_format(text: str) -> LogFormat:
     return "text"
 
 
-def _text_lines(text: str) -> Iterator[LogLine]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if "\x00" in line:
+def clip(line: str, limit: int = MAX_LINE_CHARS) -> str:
+    """The line's first `limit` characters and a marker saying how much was cut."""
+    return line if len(line) <= limit else f"{line[:limit]}… [truncated {len(line) - limit} chars]"
+
+
+def _text_lines(text: str, limit: int) -> Iterator[LogLine]:
+    for number, whole in enumerate(text.splitlines(), start=1):
+        if "\x00" in whole:
             raise LogFormatError(number, "binary data (NUL byte) in a text log")
-        if line.strip():
-            yield LogLine(number, line, parse_time(line), level_of(line))
+        if whole.strip():
+            yield _line(number, whole, limit, parse_time(whole))
 
 
 def _first_field(record: dict[str, object], names: Iterable[str]) -> object:
@@ -171,7 +187,7 @@ def _first_field(record: dict[str, object], names: Iterable[str]) -> object:
     return next((lowered[n] for n in names if lowered.get(n) not in (None, "")), None)
 
 
-def _json_lines(text: str) -> Iterator[LogLine]:
+def _json_lines(text: str, limit: int) -> Iterator[LogLine]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -185,10 +201,9 @@ def _json_lines(text: str) -> Iterator[LogLine]:
         if message is None:
             fields = ", ".join(sorted(record)[:8])
             raise LogFormatError(number, f"no message field ({'/'.join(MESSAGE_FIELDS)}); fields: {fields}")
-        text_message = str(message).rstrip("\n")
         declared = _first_field(record, LEVEL_FIELDS)
         at = _time_value(_first_field(record, TIME_FIELDS))
-        yield LogLine(number, text_message, at, level_of(text_message, str(declared or "")))
+        yield _line(number, str(message).rstrip("\n"), limit, at, str(declared or ""))
 
 
 def _csv_rows(reader: Iterator[list[str]], line_num: Callable[[], int]) -> Iterator[tuple[int, list[str]]]:
@@ -199,7 +214,7 @@ def _csv_rows(reader: Iterator[list[str]], line_num: Callable[[], int]) -> Itera
         raise LogFormatError(line_num(), f"malformed CSV: {err}") from err
 
 
-def _csv_lines(text: str) -> Iterator[LogLine]:
+def _csv_lines(text: str, limit: int) -> Iterator[LogLine]:
     reader = csv.reader(io.StringIO(text))
     header = [h.strip().lower() for h in next(reader, [])]
     column = next((header.index(n) for n in MESSAGE_FIELDS if n in header), None)
@@ -212,16 +227,22 @@ def _csv_lines(text: str) -> Iterator[LogLine]:
             continue
         if len(row) != len(header):
             raise LogFormatError(number, f"{len(row)} columns where the header has {len(header)}")
-        message = row[column]
         at = parse_time(row[time_column]) if time_column is not None else None
         declared = row[level_column] if level_column is not None else ""
-        yield LogLine(number, message, at, level_of(message, declared))
+        yield _line(number, row[column], limit, at, declared)
 
 
-def parse_lines(text: str, fmt: LogFormat = "auto") -> list[LogLine]:
+@dataclass(frozen=True)
+class LineLimits:
+    line_chars: int = MAX_LINE_CHARS
+    lines: int = MAX_LINES
+
+
+def parse_lines(text: str, fmt: LogFormat = "auto", limits: LineLimits = LineLimits()) -> list[LogLine]:
+    """At most `limits.lines` lines, each clipped to `limits.line_chars`."""
     chosen = detect_format(text) if fmt == "auto" else fmt
     readers = {"text": _text_lines, "jsonl": _json_lines, "csv": _csv_lines}
-    return list(readers[chosen](text))
+    return list(islice(readers[chosen](text, limits.line_chars), limits.lines))
 
 
 def _miner() -> TemplateMiner:
@@ -363,15 +384,19 @@ class LogAnalysis(BaseModel):
     anomalies: list[LogTemplate]
     raw_tokens: int  # estimated with estimate_tokens (len/4)
     summary_tokens: int
+    # What the caps left out: lines clipped to the line cap, and whether lines past the line cap
+    # went unread.
+    clipped_lines: int = 0
+    line_cap_reached: bool = False
 
     @property
     def reduction(self) -> float:
         return self.raw_tokens / self.summary_tokens if self.summary_tokens else 0.0
 
 
-def _parse(source: str, text: str, fmt: LogFormat) -> list[LogLine]:
+def _parse(source: str, text: str, fmt: LogFormat, limits: LineLimits) -> list[LogLine]:
     try:
-        return parse_lines(text, fmt)
+        return parse_lines(text, fmt, limits)
     except LogFormatError as err:
         raise LogFormatError(err.line, err.reason, source) from err
 
@@ -383,14 +408,18 @@ def analyze(
     baseline: str = "",
     baseline_source: str = "baseline",
     max_templates: int = MAX_TEMPLATES,
+    limits: LineLimits = LineLimits(),
 ) -> LogAnalysis:
     """Summarise and measure; a LogFormatError names the input (`source` or the baseline) and line."""
-    base = _parse(baseline_source, baseline, fmt) if baseline else []
-    summary = summarize_lines(_parse(source, text, fmt), base, max_templates=max_templates)
+    base = _parse(baseline_source, baseline, fmt, limits) if baseline else []
+    lines = _parse(source, text, fmt, limits)
+    summary = summarize_lines(lines, base, max_templates=max_templates)
     return LogAnalysis(
         source=source,
         summary=summary,
         anomalies=summary.anomalies(),
         raw_tokens=estimate_tokens(text),
         summary_tokens=estimate_tokens(summary.render()),
+        clipped_lines=sum(line.clipped for line in lines),
+        line_cap_reached=len(lines) >= limits.lines,
     )

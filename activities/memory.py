@@ -32,6 +32,7 @@ from activities.memory_documents import (
 from activities.memory_qdrant import QdrantDocuments
 from activities.memory_sqlite import SqliteDocuments
 from worker.settings import Settings
+from workflows.activity_names import MEMORY_RECORD_INCIDENT, MEMORY_SEARCH
 from workflows.investigation_models import MemoryHit, MemoryQuery, MemoryResult
 from workflows.models import Alert, IncidentState
 
@@ -189,11 +190,11 @@ class MemoryActivities:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
 
-    @activity.defn(name="memory.search")
+    @activity.defn(name=MEMORY_SEARCH)
     async def search(self, query: MemoryQuery) -> MemoryResult:
         return await self.store.search(query)
 
-    @activity.defn(name="memory.record_incident")
+    @activity.defn(name=MEMORY_RECORD_INCIDENT)
     async def record_incident(self, state: IncidentState) -> str:
         """Idempotent: the document id comes from the incident and its closing time, so a retry overwrites."""
         doc = incident_document(state)

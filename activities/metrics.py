@@ -10,6 +10,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from worker.settings import Settings
+from workflows.activity_names import METRICS_QUERY
 from workflows.investigation_models import PromQuery
 from workflows.models import MetricSample
 
@@ -60,7 +61,7 @@ class MetricsActivities:
         http = httpx.AsyncClient(timeout=settings.probe_timeout_seconds)
         self._prometheus = Prometheus(http, settings.prometheus_url) if settings.prometheus_url else None
 
-    @activity.defn(name="metrics.query")
+    @activity.defn(name=METRICS_QUERY)
     async def query(self, request: PromQuery) -> MetricSample:
         if self._prometheus is None:
             raise ApplicationError(

@@ -7,6 +7,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from worker.settings import Settings
+from workflows.activity_names import NOTIFY
 from workflows.models import PhaseChange
 
 
@@ -15,7 +16,7 @@ class NotifyActivities:
         self._url = settings.notify_url
         self._http = httpx.AsyncClient(timeout=10.0)
 
-    @activity.defn(name="notify")
+    @activity.defn(name=NOTIFY)
     async def notify(self, change: PhaseChange) -> str:
         if not self._url:
             return "not sent: REMEDIATOR_NOTIFY_URL is not set"

@@ -1,4 +1,4 @@
-"""HTTP health probes of an alert's target."""
+"""HTTP health probes of an alert's target, only to hosts the outbound allow-list lets through."""
 
 from __future__ import annotations
 
@@ -7,17 +7,50 @@ import time
 import httpx
 from temporalio import activity
 
+from activities.outbound import AllowList, Refused
 from worker.settings import Settings
+from workflows.activity_names import PROBE_HTTP
 from workflows.investigation_models import ProbeRequest
 from workflows.models import ProbeResult
 
+MAX_REDIRECTS = 5
+REFUSED = "refused by allow-list"
 
-async def probe(client: httpx.AsyncClient, url: str) -> ProbeResult:
-    """One GET; healthy means a 2xx answer. Connection errors are results, not exceptions."""
+
+def probe_client(settings: Settings) -> httpx.AsyncClient:
+    # trust_env=False: an HTTP(S)_PROXY from the environment would resolve and connect for us,
+    # past the addresses checked here.
+    return httpx.AsyncClient(timeout=settings.probe_timeout_seconds, trust_env=False)
+
+
+async def _get(client: httpx.AsyncClient, url: str, allow: AllowList) -> httpx.Response:
+    """GET at the checked address with the name kept in Host and SNI; each redirect is checked anew."""
+    target = httpx.URL(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        if target.scheme not in ("http", "https"):
+            raise Refused(f"{target.scheme or 'no'} scheme in {target}")
+        address = await allow.resolve(target.host, target.port or (443 if target.scheme == "https" else 80))
+        request = client.build_request(
+            "GET",
+            target.copy_with(host=address),
+            headers={"Host": target.netloc.decode("ascii")},
+            extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+        )
+        response = await client.send(request, follow_redirects=False)
+        if not response.has_redirect_location:
+            return response
+        target = target.join(response.headers["location"])
+    raise httpx.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", request=request)
+
+
+async def probe(client: httpx.AsyncClient, url: str, allow: AllowList) -> ProbeResult:
+    """One GET; healthy means a 2xx answer. Refusals and connection errors are results, not exceptions."""
     started = time.perf_counter()
     try:
-        response = await client.get(url)
-    except httpx.HTTPError as err:
+        response = await _get(client, url, allow)
+    except Refused as err:
+        return ProbeResult(url=url, ok=False, error=f"{REFUSED}: {err}")
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as err:  # OSError: the name does not resolve
         return ProbeResult(url=url, ok=False, error=f"{type(err).__name__}: {err}".rstrip(": "))
     latency = (time.perf_counter() - started) * 1000
     ok = response.is_success
@@ -25,12 +58,23 @@ async def probe(client: httpx.AsyncClient, url: str) -> ProbeResult:
     return ProbeResult(url=url, ok=ok, status=response.status_code, latency_ms=round(latency, 1), error=error)
 
 
+class Prober:
+    """The worker's probes: one client, the allow-list of its settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._http = probe_client(settings)
+        self._allow = AllowList.parse(settings.probe_allow)
+
+    async def __call__(self, url: str) -> ProbeResult:
+        return await probe(self._http, url, self._allow)
+
+
 class ProbeActivities:
     """One HTTP probe as a read-only tool of the LLM investigation."""
 
     def __init__(self, settings: Settings) -> None:
-        self._http = httpx.AsyncClient(timeout=settings.probe_timeout_seconds)
+        self._probe = Prober(settings)
 
-    @activity.defn(name="probe.http")
+    @activity.defn(name=PROBE_HTTP)
     async def probe(self, request: ProbeRequest) -> ProbeResult:
-        return await probe(self._http, request.url)
+        return await self._probe(request.url)

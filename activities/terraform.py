@@ -54,6 +54,12 @@ from activities.terraform_runner import (
 )
 from worker.settings import Settings
 from workflows.actions import TerraformAction
+from workflows.activity_names import (
+    TERRAFORM_APPLY,
+    TERRAFORM_PREVIEW,
+    TERRAFORM_ROLLBACK,
+    TERRAFORM_SNAPSHOT,
+)
 from workflows.models import ActionOutcome, ActionRequest
 
 
@@ -235,7 +241,7 @@ class TerraformExecutor:
 
     # --- activities -----------------------------------------------------------------------------
 
-    @activity.defn(name="terraform.preview", no_thread_cancel_exception=True)
+    @activity.defn(name=TERRAFORM_PREVIEW, no_thread_cancel_exception=True)
     def preview(self, request: ActionRequest) -> ActionOutcome:
         step = self._step(request)
         action = step.action
@@ -274,7 +280,7 @@ class TerraformExecutor:
             details={**record, "warnings": warnings} if warnings else record,
         )
 
-    @activity.defn(name="terraform.snapshot", no_thread_cancel_exception=True)
+    @activity.defn(name=TERRAFORM_SNAPSHOT, no_thread_cancel_exception=True)
     def snapshot(self, request: ActionRequest) -> dict[str, Any]:
         """The state and variables before apply. Written once: a retry must not snapshot our own apply."""
         step = self._step(request)
@@ -298,7 +304,7 @@ class TerraformExecutor:
         write_json(record_file, record)
         return record
 
-    @activity.defn(name="terraform.apply", no_thread_cancel_exception=True)
+    @activity.defn(name=TERRAFORM_APPLY, no_thread_cancel_exception=True)
     def apply(self, request: ActionRequest) -> ActionOutcome:
         step = self._step(request)
         preview = read_json(step.dir / "preview.json")
@@ -372,7 +378,7 @@ class TerraformExecutor:
             },
         )
 
-    @activity.defn(name="terraform.rollback", no_thread_cancel_exception=True)
+    @activity.defn(name=TERRAFORM_ROLLBACK, no_thread_cancel_exception=True)
     def rollback(self, request: ActionRequest) -> ActionOutcome:
         step = self._step(request)
         snap = read_json(step.dir / "snapshot" / "snapshot.json")

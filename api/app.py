@@ -8,7 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.service import RetryConfig
 
-from api import errors, routes_alerts, routes_health, routes_incidents, routes_logs, routes_operations
+from api import (
+    errors,
+    routes_alerts,
+    routes_health,
+    routes_incidents,
+    routes_keys,
+    routes_logs,
+    routes_operations,
+)
+from api.auth.credentials import Authenticator
+from api.auth.middleware import Authenticate
 from api.body_limit import BodyLimit
 from api.ingest import Pinning
 from worker.client import connect
@@ -27,8 +37,14 @@ def create_app(settings: Settings, temporal_address: str | None = None) -> FastA
         # Once per start: a malformed playbook or policy fails here (PinningError, file:line: field),
         # never per request, and every incident is pinned to what was validated.
         app.state.pinning = Pinning.load(settings)
+        # Refuses to start with nothing to authenticate anyone (AuthConfigError), or warns that
+        # REMEDIATOR_AUTH=disabled leaves the door open; a malformed policy `access:` section fails too.
+        app.state.authenticator = Authenticator(settings)
+        app.state.authenticator.check()
         # Lazy: the API starts (and answers 503) while Temporal is down, and works once it is up.
-        app.state.client = await connect(temporal_address, lazy=True, retry_config=API_RETRY)
+        app.state.client = await connect(
+            temporal_address, settings=settings, lazy=True, retry_config=API_RETRY
+        )
         yield
 
     app = FastAPI(
@@ -38,7 +54,9 @@ def create_app(settings: Settings, temporal_address: str | None = None) -> FastA
     )
     app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Authenticate)  # added last, so it runs first: no credential, no body read
     errors.install(app)
-    for module in (routes_alerts, routes_incidents, routes_health, routes_logs, routes_operations):
+    routers = (routes_alerts, routes_incidents, routes_health, routes_logs, routes_operations, routes_keys)
+    for module in routers:
         app.include_router(module.router)
     return app

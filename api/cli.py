@@ -7,7 +7,16 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from api import cli_diagnosis, cli_incidents, cli_memory, cli_operations, cli_playbooks, cli_stack
+from api import (
+    cli_auth,
+    cli_codec,
+    cli_diagnosis,
+    cli_incidents,
+    cli_memory,
+    cli_operations,
+    cli_playbooks,
+    cli_stack,
+)
 from worker.settings import SettingsError
 
 
@@ -35,6 +44,8 @@ for group in (
     cli_memory.app,
     cli_playbooks.app,
     cli_operations.app,
+    cli_auth.app,
+    cli_codec.app,
 ):
     app.add_typer(group)
 

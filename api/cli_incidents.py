@@ -1,7 +1,7 @@
 """Incident commands of `remediator`: list, show, approve, reject, and send alerts.
 
 They talk to the API over HTTP (`--api-url`, else REMEDIATOR_API_URL), so they work against any
-deployment. Every failure is one line on stderr and a non-zero exit code, never a traceback.
+deployment, sending REMEDIATOR_API_KEY as `Authorization: Bearer`. Every failure is one line on stderr and a non-zero exit code, never a traceback.
 """
 
 from __future__ import annotations
@@ -62,7 +62,13 @@ ApiUrl = Annotated[
     ),
 ]
 Reason = Annotated[str, typer.Option("--reason", help="Why; recorded in the incident's timeline.")]
-Approver = Annotated[str, typer.Option("--as", help="Who decides; recorded in the timeline.")]
+Approver = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Who decides. The API records the principal of REMEDIATOR_API_KEY; a different name is refused.",
+    ),
+]
 
 # No markup: alert text such as "[FIRING:2]" must print as written.
 out = Console(highlight=False, markup=False)
@@ -77,11 +83,29 @@ def default_api_url() -> str:
     return load_settings().api_url
 
 
+def auth_headers() -> dict[str, str]:
+    key = load_settings().api_key.get_secret_value()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def refused(status: int, answer: Any, has_key: bool) -> str:
+    """A 401 or 403 as what to do about it."""
+    message = answer.get("message", "") if isinstance(answer, dict) else ""
+    if status == 401 and not has_key:
+        return "the API needs a key: export REMEDIATOR_API_KEY=<key> (`remediator auth key create` makes one)"
+    if status == 401:
+        return f"the API refused REMEDIATOR_API_KEY: {message}; set a valid, unrevoked key"
+    permission = answer.get("permission") if isinstance(answer, dict) else None
+    need = f"a key whose role grants {permission}" if permission else "a key with the right role"
+    return f"{message}; use {need} in REMEDIATOR_API_KEY"
+
+
 def call(api_url: str | None, method: str, path: str, **kwargs: Any) -> Any:
     """One API call; any failure ends the command with the API's own message."""
     base = (api_url or default_api_url()).rstrip("/")
+    headers = auth_headers()
     try:
-        response = httpx.request(method, f"{base}{path}", timeout=TIMEOUT_SECONDS, **kwargs)
+        response = httpx.request(method, f"{base}{path}", timeout=TIMEOUT_SECONDS, headers=headers, **kwargs)
     except (httpx.HTTPError, httpx.InvalidURL) as err:
         fail(f"cannot reach the Remediator API at {base}: {err or type(err).__name__}")
     if response.is_success:
@@ -90,9 +114,12 @@ def call(api_url: str | None, method: str, path: str, **kwargs: Any) -> Any:
         except ValueError:
             fail(f"{base} answered {response.status_code} without JSON: is it the Remediator API?")
     try:
-        message = response.json().get("message") or response.text
-    except (ValueError, AttributeError):
-        message = response.text
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if response.status_code in (401, 403):
+        fail(f"{refused(response.status_code, answer, bool(headers))} (HTTP {response.status_code})")
+    message = (answer.get("message") if isinstance(answer, dict) else None) or response.text
     fail(f"{message} (HTTP {response.status_code})")
 
 
@@ -206,19 +233,21 @@ def show(
 # --- approve, reject --------------------------------------------------------------------------
 
 
-def decide(incident_id: str, approve: bool, approver: str, reason: str, api_url: str | None) -> None:
+def decide(incident_id: str, approve: bool, approver: str | None, reason: str, api_url: str | None) -> None:
     verb, done = ("approve", "approved") if approve else ("reject", "rejected")
-    body = {"approver": approver, "reason": reason}
+    body = {"reason": reason} if approver is None else {"approver": approver, "reason": reason}
     state = IncidentState.model_validate(
         call(api_url, "POST", f"{incident_path(incident_id)}/{verb}", json=body)
     )
-    out.print(f"{done} {state.incident_id} as {approver}; phase is now {state.phase}")
+    # Who the incident recorded: the key's principal, whatever --as said.
+    recorded = state.approvals[-1].approver if state.approvals else approver
+    out.print(f"{done} {state.incident_id} as {recorded}; phase is now {state.phase}")
 
 
 @app.command()
 def approve(
     incident_id: Annotated[str, typer.Argument(help="incident-<fingerprint> or the fingerprint")],
-    approver: Approver,
+    approver: Approver = None,
     reason: Reason = "",
     api_url: ApiUrl = None,
 ) -> None:
@@ -229,7 +258,7 @@ def approve(
 @app.command()
 def reject(
     incident_id: Annotated[str, typer.Argument(help="incident-<fingerprint> or the fingerprint")],
-    approver: Approver,
+    approver: Approver = None,
     reason: Reason = "",
     api_url: ApiUrl = None,
 ) -> None:

@@ -30,14 +30,43 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def check_playbooks_and_policy(settings: Settings) -> None:
-    """Fail before anything starts; the API loads them again when it starts."""
+def check_playbooks_and_policy(settings: Settings, credentials: bool = True) -> None:
+    """Fail before anything starts; the API loads them again when it starts. With `credentials`,
+    also refuse (one line) when nothing could authenticate a caller."""
+    from api.auth.access import AccessError
+    from api.auth.credentials import AuthConfigError, Authenticator
     from api.ingest import Pinning, PinningError
 
     try:
         Pinning.load(settings)
-    except PinningError as err:
+        authenticator = Authenticator(settings)  # validates the policy's `access:` section
+        if credentials and not authenticator.disabled:  # disabled: the API warns when it starts
+            authenticator.check()
+    except (PinningError, AccessError, AuthConfigError) as err:
         fail(str(err))
+
+
+def admin_key_banner(settings: Settings) -> str:
+    """First start: a local admin key, shown this once. Later starts: where keys live."""
+    from api.auth.keys import KeyStore, KeyStoreError
+    from api.auth.principal import ANY, Role
+    from api.demo import DEV_ADMIN
+
+    keys = KeyStore(settings.api_keys_path)
+    try:
+        if any(Role.ADMIN in r.roles for r in keys.active()):
+            return (
+                f"  API keys  {keys.path} (hashes only; a new admin key: "
+                "remediator auth key create --name NAME --role admin)\n"
+            )
+        _, key = keys.create(DEV_ADMIN, [Role.ADMIN], environments=[ANY])
+    except KeyStoreError as err:
+        fail(str(err))
+    return (
+        f"  admin key {key}\n"
+        f"            shown only now (stored as a hash in {keys.path}); to use it:\n"
+        f"            export REMEDIATOR_API_KEY={key}\n"
+    )
 
 
 def run_then_exit(main: Coroutine[Any, Any, None]) -> NoReturn:
@@ -71,6 +100,7 @@ def dev(
 ) -> None:
     """Temporal dev server, worker and API in one process; Ctrl-C stops them all."""
     from api.app import create_app
+    from api.auth.keys import KeyStore
     from api.demo import Demo
     from worker.stack import Ports, run_dev
 
@@ -80,7 +110,9 @@ def dev(
     the_demo = Demo(state, demo_port) if demo else None
     if the_demo:
         settings = the_demo.configure(settings)
-    check_playbooks_and_policy(settings)
+    check_playbooks_and_policy(settings, credentials=False)
+    # After the checks, so a bad policy leaves no key behind; the API then has one to start with.
+    keys_banner = "" if settings.auth == "disabled" else admin_key_banner(settings)
 
     async def on_ready(info: StackInfo) -> None:
         typer.echo(
@@ -88,10 +120,10 @@ def dev(
             f"  Temporal  {info.temporal_address}\n"
             f"  Web UI    {info.ui_url}\n"
             f"  API       {info.api_url}  (OpenAPI docs at {info.api_url}/docs)\n"
-            f"  state     {info.state_dir}\n"
+            f"  state     {info.state_dir}\n{keys_banner}"
         )
         if the_demo:
-            await the_demo.run(info, settings.auto_approve)
+            await the_demo.run(info, settings.auto_approve, KeyStore(settings.api_keys_path))
 
     async def main() -> None:
         try:

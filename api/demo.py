@@ -4,6 +4,10 @@ It starts `deploy/demo/service.py` as a process of its own, kills it, and sends 
 monitoring system would send. The incident waits for approval (unless auto-approved), Ansible runs
 `restart_service.yml`, which takes the restart command from the demo inventory's `restart_commands`,
 and `verify` sees /health answer again.
+
+The alert is sent with a `demo-sender` key of its own, made afresh at every run (a key is shown only
+once, so last run's is unknown): an incident's opener may never approve it, so a person approves with
+the admin key `remediator dev` printed on its first start.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import httpx
 import typer
 import yaml
 
+from activities.outbound import AllowList
 from activities.probe import probe
+from api.auth.keys import KeyStore, KeyStoreError
+from api.auth.principal import Role
 from worker.devserver import free_port, port_is_free
 from worker.settings import REPO_ROOT, Settings
 from worker.stack import StackInfo
@@ -31,6 +38,10 @@ SCRIPT = REPO_ROOT / "deploy" / "demo" / "service.py"
 LABELS = {"alertname": "DemoServiceDown", "service": "demo", "severity": "critical", "environment": "dev"}
 DEFAULT_API_URL = Settings.model_fields["api_url"].default
 FOLLOW_EVERY = 1.0  # seconds between looks at the incident while the demo narrates it
+DEMO_HOST = "127.0.0.1"  # the demo service's address: the one host its probes may reach
+DEMO_ALLOW = AllowList.parse([DEMO_HOST])
+SENDER = "demo-sender"
+DEV_ADMIN = "admin"  # the principal of the admin key `remediator dev` makes on its first start
 
 
 class DemoError(Exception):
@@ -62,7 +73,10 @@ class Demo:
         """Point Ansible at the demo inventory (`run` writes it before any incident needs it) and,
         unless REMEDIATOR_POLICY_FILE names one, use the demo policy."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        update: dict[str, object] = {"ansible_inventory": str(self.inventory)}
+        update: dict[str, object] = {
+            "ansible_inventory": str(self.inventory),
+            "probe_allow": [*settings.probe_allow, DEMO_HOST],
+        }
         if settings.policy_file is None:
             update["policy_file"] = self._write_policy(settings.auto_approve)
         return settings.model_copy(update=update)
@@ -111,17 +125,25 @@ class Demo:
         if proc.returncode:
             raise DemoError(out.decode().strip() or f"{shlex.join(args)} exited with {proc.returncode}")
 
-    async def run(self, info: StackInfo, auto_approve: bool) -> None:
+    def sender_key(self, keys: KeyStore) -> str:
+        """A new key that may send the demo's alert and read its incident, and nothing else."""
+        if any(r.name == SENDER for r in keys.active()):
+            keys.revoke(SENDER)
+        _, key = keys.create(SENDER, [Role.SENDER, Role.VIEWER], [LABELS["environment"]], [LABELS["service"]])
+        return key
+
+    async def run(self, info: StackInfo, auto_approve: bool, keys: KeyStore) -> None:
         """Break the service, raise the alert, narrate the incident; stop the service with the stack."""
         try:
             try:
-                async with httpx.AsyncClient(timeout=10) as http:
+                headers = {"Authorization": f"Bearer {self.sender_key(keys)}"}
+                async with httpx.AsyncClient(timeout=10, headers=headers) as http:
                     incident, health = await self._break_and_alert(http, info)
                     self._explain(info, incident, auto_approve)
                     await self._follow(http, info.api_url, incident)
-                    result = await probe(http, health)
+                    result = await probe(http, health, DEMO_ALLOW)
                     say(f"{health} answers {result.status or result.error}")
-            except (DemoError, httpx.HTTPError) as err:
+            except (DemoError, KeyStoreError, httpx.HTTPError) as err:
                 say(f"stopped: {err}")
             await asyncio.Event().wait()  # the service stays up for people to look at, until Ctrl-C
         finally:
@@ -134,13 +156,13 @@ class Demo:
         await self._run(self.service("stop"))  # one left running by an earlier run that was killed
         port = self._choose_port()
         self._write_inventory(port)
-        health = f"http://127.0.0.1:{port}/health"
+        health = f"http://{DEMO_HOST}:{port}/health"
         await self._run(self.service("start", port))
-        if not (await probe(http, health)).ok:
+        if not (await probe(http, health, DEMO_ALLOW)).ok:
             raise DemoError(f"the demo service started but {health} is not healthy")
         say(f"demo service up: {health} (pidfile {self.pidfile})")
         await self._run(self.service("kill"))
-        result = await probe(http, health)
+        result = await probe(http, health, DEMO_ALLOW)
         if result.ok:
             raise DemoError(f"the demo service was killed but {health} still answers")
         say(f"killed the demo service for real: {result.error}")
@@ -160,12 +182,14 @@ class Demo:
             typer.echo("  approval:   --auto-approve is on, so Ansible runs without waiting\n")
             return
         payload = json.dumps({"approver": "alice"}, separators=(",", ":"))
-        typer.echo("  approve it, any one of:")
-        typer.echo(f"    remediator approve {incident} --as you{api}")
+        body = json.dumps({"approver": DEV_ADMIN}, separators=(",", ":"))
+        typer.echo("  approve it with the admin key in REMEDIATOR_API_KEY, either of:")
+        typer.echo(f"    remediator approve {incident} --as {DEV_ADMIN}{api}")
         typer.echo(
             f"    curl -X POST {info.api_url}/incidents/{incident}/approve "
-            f"-H 'content-type: application/json' -d '{{\"approver\":\"you\"}}'"
+            f"-H \"Authorization: Bearer $REMEDIATOR_API_KEY\" -H 'content-type: application/json' -d '{body}'"
         )
+        typer.echo("  or, as a trusted operator with access to Temporal itself (no API key involved):")
         typer.echo(
             f"    temporal workflow signal --workflow-id {incident} --name approve "
             f"--input '{payload}' --address {info.temporal_address}\n"

@@ -1,13 +1,17 @@
-"""Typed dependencies of the routes: the Temporal client, the settings, the playbooks and policy."""
+"""Typed dependencies of the routes: the Temporal client, the settings, the playbooks and policy.
+
+Who is calling and what it may do: api/auth/deps.py (`ReaderDep`, `SenderDep`, ...)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from pydantic import Field
 from temporalio.client import Client
 
 from api.ingest import Pinning
+from api.schemas import ErrorBody
 from worker.settings import Settings
 
 
@@ -32,3 +36,14 @@ def get_pinning(request: Request) -> Pinning:
 ClientDep = Annotated[Client, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 PinningDep = Annotated[Pinning, Depends(get_pinning)]
+
+
+class AuthErrorBody(ErrorBody):
+    error: str = Field(description="`unauthenticated` or `forbidden`")
+    permission: str | None = Field(default=None, description="a 403's missing permission")
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": AuthErrorBody, "description": "no valid credential (see WWW-Authenticate)"},
+    403: {"model": AuthErrorBody, "description": "the caller's roles lack the permission `permission`"},
+}

@@ -1,6 +1,7 @@
 """Error answers: every one is JSON with a `message` a person can act on.
 
-Bad input is a 4xx naming the field; Temporal trouble is a 503 with Retry-After, so Alertmanager and
+Bad input is a 4xx naming the field; a missing or bad credential a 401, a missing permission a 403
+naming it; a JSON route given another content type a 415; Temporal trouble is a 503 with Retry-After, so Alertmanager and
 Grafana retry instead of dropping the alert.
 """
 
@@ -15,6 +16,10 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from temporalio.client import RPCTimeoutOrCancelledError, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth.credentials import CHALLENGE, Forbidden, NoRole, Unauthenticated
+from api.auth.keys import KeyStoreError
+from api.auth.oidc import IssuerUnavailable
 
 RETRY_AFTER_SECONDS = 5
 MAX_LISTED_ERRORS = 5
@@ -49,8 +54,6 @@ def _describe(error: dict[str, Any], body: Any) -> str:
         return f"malformed JSON at line {line} column {column}: {reason}"
     if loc == ("body",) and error.get("type") == "missing":
         return "body: a JSON request body is required"
-    if loc[:1] == ("body",) and isinstance(error.get("input"), bytes):
-        return "body: expected JSON sent with Content-Type: application/json"
     return f"{_path(error)}: {error.get('msg', 'invalid')}"
 
 
@@ -75,11 +78,41 @@ def unavailable(message: str) -> JSONResponse:
     )
 
 
+AUTH_FAILURES = (Unauthenticated, NoRole, Forbidden, KeyStoreError, IssuerUnavailable)
+
+
+def auth_answer(exc: Exception) -> JSONResponse:
+    match exc:
+        case Unauthenticated():
+            # Both schemes are offered: people send Bearer, Alertmanager and Grafana may send Basic.
+            content = {"error": "unauthenticated", "message": str(exc)}
+            return JSONResponse(status_code=401, content=content, headers={"WWW-Authenticate": CHALLENGE})
+        case Forbidden():
+            content = {"error": "forbidden", "message": str(exc), "permission": exc.permission}
+            return JSONResponse(status_code=403, content=content)
+        case NoRole():
+            return JSONResponse(status_code=403, content={"error": "forbidden", "message": str(exc)})
+    # The key file went bad or the OIDC issuer is down: fixable, so the sender should retry.
+    return unavailable(f"cannot check credentials: {exc}")
+
+
+def not_json(content_type: str) -> JSONResponse:
+    # Also what keeps a cross-site HTML form (which cannot send JSON) from reaching a JSON route.
+    got = f"got {content_type!r}" if content_type else "no Content-Type"
+    message = f"body: expected JSON sent with Content-Type: application/json ({got})"
+    return JSONResponse(status_code=415, content={"error": "unsupported_media_type", "message": message})
+
+
 async def _answer(request: Request, exc: Exception) -> JSONResponse:
     settings = request.app.state.settings
     match exc:
+        case RequestValidationError() if isinstance(exc.body, bytes):
+            # FastAPI hands the raw bytes on when the Content-Type is not JSON.
+            return not_json(request.headers.get("content-type", ""))
         case RequestValidationError():
             return validation_answer(exc.errors(), exc.body)
+        case Unauthenticated() | NoRole() | Forbidden() | KeyStoreError() | IssuerUnavailable():
+            return auth_answer(exc)
         case HTTPException(status_code=413):
             return too_large(settings.max_body_bytes)
         case HTTPException(status_code=400) if exc.__cause__ is not None:
@@ -119,6 +152,7 @@ def install(app: FastAPI) -> None:
         RPCTimeoutOrCancelledError,
         WorkflowQueryFailedError,
         RPCError,
+        *AUTH_FAILURES,
     )
     for exc_class in handled:
         app.add_exception_handler(exc_class, _answer)

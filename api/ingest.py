@@ -20,7 +20,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.auth.principal import Principal
 from api.schemas import IngestOutcome, Outcome
+from api.trust import vouch
 from worker.playbooks import Catalogue, CatalogueError, load_catalogue
 from worker.policy_file import policy_from_settings
 from worker.settings import Settings
@@ -54,24 +56,29 @@ class Pinning:
             raise PinningError(str(err)) from None
         return cls(catalogue=catalogue, policy=policy)
 
-    def input_for(self, alert: Alert, settings: Settings) -> IncidentInput:
+    def input_for(
+        self, alert: Alert, settings: Settings, sender: Principal, environment: str
+    ) -> IncidentInput:
         chosen, _ = self.catalogue.select(alert)
         return IncidentInput(
             alert=alert,
             config=settings.incident_config(),
             playbook=chosen.pinned() if chosen else None,
             policy=self.policy,
+            environment=environment,
+            opened_by=sender.name,
+            sender_services=list(sender.services),
         )
 
 
-def search_attributes(alert: Alert) -> TypedSearchAttributes:
+def search_attributes(alert: Alert, environment: str) -> TypedSearchAttributes:
     """Set at start so the incident is filterable before its first workflow task runs."""
     return TypedSearchAttributes(
         [
             SearchAttributePair(sa.ALERT_NAME, alert.name),
             SearchAttributePair(sa.SERVICE, alert.service),
             SearchAttributePair(sa.SEVERITY, alert.severity),
-            SearchAttributePair(sa.ENVIRONMENT, alert.environment),
+            SearchAttributePair(sa.ENVIRONMENT, environment),
             SearchAttributePair(sa.INCIDENT_PHASE, Phase.RECEIVED.value),
         ]
     )
@@ -83,15 +90,17 @@ def _started(handle: WorkflowHandle[Any, Any]) -> bool:
     return bool(getattr(response, "started", False))
 
 
-async def _fire(client: Client, settings: Settings, pinning: Pinning, alert: Alert) -> Outcome:
+async def _fire(
+    client: Client, settings: Settings, pinning: Pinning, alert: Alert, sender: Principal, environment: str
+) -> Outcome:
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        pinning.input_for(alert, settings),
+        pinning.input_for(alert, settings, sender, environment),
         id=alert.workflow_id,
         task_queue=settings.task_queue,
         start_signal="alert",
         start_signal_args=[alert],
-        search_attributes=search_attributes(alert),
+        search_attributes=search_attributes(alert, environment),
         rpc_timeout=settings.api_temporal_timeout,
     )
     return "started" if _started(handle) else "signalled"
@@ -110,15 +119,16 @@ async def _resolve(client: Client, settings: Settings, alert: Alert) -> Outcome:
 
 
 async def ingest(
-    client: Client, settings: Settings, pinning: Pinning, alerts: Sequence[Alert]
+    client: Client, settings: Settings, pinning: Pinning, alerts: Sequence[Alert], *, sender: Principal
 ) -> list[IngestOutcome]:
     """Deliver every alert; raise if Temporal did not accept all of them (the sender retries)."""
+    environments = vouch(alerts, sender, pinning.policy)
     gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
 
-    async def deliver(alert: Alert) -> IngestOutcome:
+    async def deliver(alert: Alert, environment: str) -> IngestOutcome:
         async with gate:
             if alert.status == "firing":
-                outcome = await _fire(client, settings, pinning, alert)
+                outcome = await _fire(client, settings, pinning, alert, sender, environment)
             else:
                 outcome = await _resolve(client, settings, alert)
         return IngestOutcome(
@@ -130,7 +140,10 @@ async def ingest(
         )
 
     # Every call finishes before we answer, so a failure never leaves a half-noticed background task.
-    results = await asyncio.gather(*(deliver(alert) for alert in alerts), return_exceptions=True)
+    results = await asyncio.gather(
+        *(deliver(alert, env) for alert, env in zip(alerts, environments, strict=True)),
+        return_exceptions=True,
+    )
     outcomes: list[IngestOutcome] = []
     for result in results:
         if isinstance(result, BaseException):

@@ -1,14 +1,16 @@
 """Alert intake: Alertmanager, Grafana and generic JSON, all normalised to `Alert`.
 
 Each answers 202 only after Temporal accepted every alert of the request; anything else is a 4xx
-for bad input or a 503 (with Retry-After) that tells the sender to try again.
+for bad input or a 503 (with Retry-After) that tells the sender to try again. The caller needs the
+`alerts:send` permission, and its credential (not the alert's labels) is who opened the incident.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import ClientDep, PinningDep, SettingsDep
+from api.auth.deps import SenderDep
+from api.deps import AUTH_RESPONSES, ClientDep, PinningDep, SettingsDep
 from api.ingest import ingest
 from api.schemas import AlertmanagerWebhook, ErrorBody, GenericBody, GrafanaWebhook, IngestOutcome
 
@@ -16,7 +18,9 @@ router = APIRouter(
     prefix="/alerts",
     tags=["alerts"],
     responses={
+        **AUTH_RESPONSES,
         413: {"model": ErrorBody, "description": "body larger than REMEDIATOR_MAX_BODY_BYTES"},
+        415: {"model": ErrorBody, "description": "body not sent as application/json"},
         422: {"model": ErrorBody, "description": "invalid payload; `message` names the field"},
         503: {"model": ErrorBody, "description": "Temporal unreachable; retry after Retry-After"},
     },
@@ -25,25 +29,38 @@ router = APIRouter(
 
 @router.post("/alertmanager", status_code=status.HTTP_202_ACCEPTED)
 async def from_alertmanager(
-    payload: AlertmanagerWebhook, client: ClientDep, settings: SettingsDep, pinning: PinningDep
+    payload: AlertmanagerWebhook,
+    client: ClientDep,
+    settings: SettingsDep,
+    pinning: PinningDep,
+    principal: SenderDep,
 ) -> list[IngestOutcome]:
     """Alertmanager's webhook receiver (payload version 4)."""
     alerts = [alert.to_alert("alertmanager") for alert in payload.alerts]
-    return await ingest(client, settings, pinning, alerts)
+    return await ingest(client, settings, pinning, alerts, sender=principal)
 
 
 @router.post("/grafana", status_code=status.HTTP_202_ACCEPTED)
 async def from_grafana(
-    payload: GrafanaWebhook, client: ClientDep, settings: SettingsDep, pinning: PinningDep
+    payload: GrafanaWebhook,
+    client: ClientDep,
+    settings: SettingsDep,
+    pinning: PinningDep,
+    principal: SenderDep,
 ) -> list[IngestOutcome]:
     """Grafana unified alerting's webhook contact point."""
-    return await ingest(client, settings, pinning, [alert.to_alert("grafana") for alert in payload.alerts])
+    alerts = [alert.to_alert("grafana") for alert in payload.alerts]
+    return await ingest(client, settings, pinning, alerts, sender=principal)
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
 async def from_json(
-    payload: GenericBody, client: ClientDep, settings: SettingsDep, pinning: PinningDep
+    payload: GenericBody,
+    client: ClientDep,
+    settings: SettingsDep,
+    pinning: PinningDep,
+    principal: SenderDep,
 ) -> list[IngestOutcome]:
     """Remediator's generic JSON alert: one object or a list of them."""
     alerts = payload if isinstance(payload, list) else [payload]
-    return await ingest(client, settings, pinning, [alert.to_alert() for alert in alerts])
+    return await ingest(client, settings, pinning, [alert.to_alert() for alert in alerts], sender=principal)

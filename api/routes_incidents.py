@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ClientDep, SettingsDep
+from api.auth.deps import DeciderDep, ReaderDep
+from api.auth.principal import Principal
+from api.deps import AUTH_RESPONSES, ClientDep, SettingsDep
 from api.ingest import WORKFLOW_TYPE
 from api.schemas import FINGERPRINT_PATTERN, ErrorBody, IncidentSummary
 from worker.settings import Settings
 from workflows import search_attributes as sa
-from workflows.models import Decision, DecisionRequest, IncidentState, Phase
+from workflows.models import DecisionRequest, IncidentState, Phase
 
 ID_PREFIX = "incident-"
 
@@ -21,6 +24,7 @@ router = APIRouter(
     prefix="/incidents",
     tags=["incidents"],
     responses={
+        **AUTH_RESPONSES,
         422: {"model": ErrorBody, "description": "invalid parameter; `message` names it"},
         503: {"model": ErrorBody, "description": "Temporal or the worker did not answer"},
     },
@@ -68,6 +72,7 @@ def _summary(execution: WorkflowExecution) -> IncidentSummary:
 async def list_incidents(
     client: ClientDep,
     settings: SettingsDep,
+    _: ReaderDep,
     phase: Annotated[Phase | None, Query()] = None,
     alertname: FilterValue = None,
     service: FilterValue = None,
@@ -97,7 +102,9 @@ async def _not_running(handle: WorkflowHandle[object, object], settings: Setting
 
 
 @router.get("/{incident_id}", responses={404: {"model": ErrorBody}})
-async def get_incident(incident_id: IncidentId, client: ClientDep, settings: SettingsDep) -> IncidentState:
+async def get_incident(
+    incident_id: IncidentId, client: ClientDep, settings: SettingsDep, _: ReaderDep
+) -> IncidentState:
     """The incident's `state` query: phase, alert, diagnosis, plan, approvals, actions, timeline."""
     handle = client.get_workflow_handle(workflow_id(incident_id))
     try:
@@ -134,21 +141,50 @@ DECISION_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+class DecisionBody(BaseModel):
+    """What a person sends: the approver comes from the credential; `approver`, if given, must match."""
+
+    approver: str | None = Field(default=None, min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+
+def _request(principal: Principal, body: DecisionBody, approve: bool) -> DecisionRequest:
+    # Identity comes from the credential: a body naming someone else is refused, never recorded.
+    if body.approver is not None and body.approver != principal.name:
+        raise HTTPException(
+            403, f"approver {body.approver!r} is not the authenticated caller {principal.name!r}"
+        )
+    environments = list(principal.environments)
+    return DecisionRequest(
+        approver=principal.name,
+        reason=body.reason,
+        via="api",
+        approve=approve,
+        risks=list(principal.risks),
+        environments=environments if environments else ["*"],
+        services=[] if "*" in principal.services else list(principal.services),
+    )
+
+
 @router.post("/{incident_id}/approve", responses=DECISION_RESPONSES)
 async def approve(
-    incident_id: IncidentId, decision: Decision, client: ClientDep, settings: SettingsDep
+    incident_id: IncidentId,
+    body: DecisionBody,
+    principal: DeciderDep,
+    client: ClientDep,
+    settings: SettingsDep,
 ) -> IncidentState:
-    """Approve the plan (the `decide` update); answers with the incident's state after it."""
-    return await _decide(
-        client, settings, incident_id, DecisionRequest(approve=True, **decision.model_dump())
-    )
+    """Approve the plan as the authenticated caller (the `decide` update); answers with the state after it."""
+    return await _decide(client, settings, incident_id, _request(principal, body, approve=True))
 
 
 @router.post("/{incident_id}/reject", responses=DECISION_RESPONSES)
 async def reject(
-    incident_id: IncidentId, decision: Decision, client: ClientDep, settings: SettingsDep
+    incident_id: IncidentId,
+    body: DecisionBody,
+    principal: DeciderDep,
+    client: ClientDep,
+    settings: SettingsDep,
 ) -> IncidentState:
-    """Reject the plan (the `decide` update); answers with the incident's state after it."""
-    return await _decide(
-        client, settings, incident_id, DecisionRequest(approve=False, **decision.model_dump())
-    )
+    """Reject the plan as the authenticated caller (the `decide` update); answers with the state after it."""
+    return await _decide(client, settings, incident_id, _request(principal, body, approve=False))

@@ -8,9 +8,11 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from activities.logs import MAX_TEMPLATES, LogAnalysis, LogFormat, LogFormatError, analyze, decode
+from activities.logs import MAX_TEMPLATES, LineLimits, LogAnalysis, LogFormat, LogFormatError, analyze, decode
+from api.auth.deps import ReaderDep
+from api.deps import AUTH_RESPONSES
 
-router = APIRouter(tags=["logs"])
+router = APIRouter(tags=["logs"], responses=AUTH_RESPONSES)
 
 
 async def _upload(form_value: object, field: str) -> tuple[str, bytes] | None:
@@ -41,6 +43,7 @@ def _text(source: str, data: bytes) -> str:
 @router.post("/logs/analyze", response_model=LogAnalysis)
 async def analyze_logs(
     request: Request,
+    _: ReaderDep,
     fmt: Annotated[LogFormat, Query(alias="format", description="text, jsonl, csv or auto")] = "auto",
     max_templates: Annotated[int, Query(ge=1, le=1000)] = MAX_TEMPLATES,
 ) -> LogAnalysis:
@@ -54,10 +57,12 @@ async def analyze_logs(
     baseline_source, baseline_text = (baseline[0], _text(*baseline)) if baseline else ("baseline", "")
     if not text.strip():
         raise HTTPException(422, f"{source}: no log lines to analyze")
+    settings = request.app.state.settings
+    limits = LineLimits(settings.logs_max_line_chars, settings.logs_max_lines)
     try:
         # Drain3 is CPU-bound: keep it off the event loop.
         return await run_in_threadpool(
-            analyze, source, text, fmt, baseline_text, baseline_source, max_templates
+            analyze, source, text, fmt, baseline_text, baseline_source, max_templates, limits
         )
     except LogFormatError as err:
         raise HTTPException(422, str(err)) from err

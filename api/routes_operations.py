@@ -8,12 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from api import operations as ops
-from api.deps import ClientDep, PinningDep, SettingsDep
+from api.auth.deps import OperatorDep, ReaderDep
+from api.deps import AUTH_RESPONSES, ClientDep, PinningDep, SettingsDep
 from api.schemas import ErrorBody
 from workflows.operation_models import OPERATION_PREFIX
 
 router = APIRouter(
     responses={
+        **AUTH_RESPONSES,
         422: {"model": ErrorBody, "description": "invalid request; `message` names the field"},
         503: {"model": ErrorBody, "description": "Temporal or the worker did not answer"},
     },
@@ -27,7 +29,11 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 
 @router.post("/operations", status_code=status.HTTP_202_ACCEPTED, tags=["operations"])
 async def start_operation(
-    request: ops.OperationRequest, client: ClientDep, settings: SettingsDep, pinning: PinningDep
+    request: ops.OperationRequest,
+    client: ClientDep,
+    settings: SettingsDep,
+    pinning: PinningDep,
+    _: OperatorDep,
 ) -> ops.OperationStarted:
     """Run a playbook over targets now (an OperationWorkflow), pinned to the playbook and policy."""
     inp = ops.operation_input(request, pinning, settings)
@@ -36,7 +42,7 @@ async def start_operation(
 
 @router.get("/operations", tags=["operations"])
 async def list_operations(
-    client: ClientDep, settings: SettingsDep, limit: Limit = 100
+    client: ClientDep, settings: SettingsDep, _: ReaderDep, limit: Limit = 100
 ) -> list[ops.HistoryEntry]:
     """Operations from Temporal visibility, running and closed, newest first."""
     return await ops.history(client, settings, "operations", limit)
@@ -44,7 +50,7 @@ async def list_operations(
 
 @router.get("/operations/{operation_id}", tags=["operations"], responses=NOT_FOUND)
 async def get_operation(
-    operation_id: OperationId, client: ClientDep, settings: SettingsDep
+    operation_id: OperationId, client: ClientDep, settings: SettingsDep, _: ReaderDep
 ) -> ops.OperationView:
     """One operation: its workflow status and its state (per-target results, health score, timeline)."""
     return await ops.read_operation(client, settings, operation_id)
@@ -54,6 +60,7 @@ async def get_operation(
 async def get_history(
     client: ClientDep,
     settings: SettingsDep,
+    _: ReaderDep,
     kind: Annotated[ops.Kind | None, Query()] = None,
     limit: Limit = 50,
 ) -> list[ops.HistoryEntry]:
@@ -68,7 +75,11 @@ async def get_history(
     responses={409: {"model": ErrorBody, "description": "a schedule of that name exists"}},
 )
 async def create_schedule(
-    request: ops.ScheduleRequest, client: ClientDep, settings: SettingsDep, pinning: PinningDep
+    request: ops.ScheduleRequest,
+    client: ClientDep,
+    settings: SettingsDep,
+    pinning: PinningDep,
+    _: OperatorDep,
 ) -> ops.ScheduleView:
     """A Temporal Schedule that starts the operation on a cron expression (UTC) or every interval."""
     inp = ops.operation_input(request, pinning, settings)
@@ -76,13 +87,15 @@ async def create_schedule(
 
 
 @router.get("/schedules", tags=["schedules"])
-async def list_schedules(client: ClientDep, settings: SettingsDep) -> list[ops.ScheduleView]:
+async def list_schedules(client: ClientDep, settings: SettingsDep, _: ReaderDep) -> list[ops.ScheduleView]:
     """The schedules that start operations, with their next runs and recent runs."""
     return await ops.list_schedules(client, settings)
 
 
 @router.delete("/schedules/{name}", tags=["schedules"], responses=NOT_FOUND)
-async def delete_schedule(name: ScheduleName, client: ClientDep, settings: SettingsDep) -> ops.ScheduleView:
+async def delete_schedule(
+    name: ScheduleName, client: ClientDep, settings: SettingsDep, _: OperatorDep
+) -> ops.ScheduleView:
     """Delete the schedule (answering with what it was); operations it already started keep running."""
     return await ops.delete_schedule(client, settings, name)
 
@@ -90,6 +103,8 @@ async def delete_schedule(name: ScheduleName, client: ClientDep, settings: Setti
 @router.post(
     "/schedules/{name}/trigger", status_code=status.HTTP_202_ACCEPTED, tags=["schedules"], responses=NOT_FOUND
 )
-async def trigger_schedule(name: ScheduleName, client: ClientDep, settings: SettingsDep) -> ops.ScheduleView:
+async def trigger_schedule(
+    name: ScheduleName, client: ClientDep, settings: SettingsDep, _: OperatorDep
+) -> ops.ScheduleView:
     """Start the schedule's operation now (skipped if its previous run is still going)."""
     return await ops.trigger_schedule(client, settings, name)

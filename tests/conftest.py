@@ -1,4 +1,4 @@
-"""Shared fixtures: the time-skipping test server and the real Temporal dev server."""
+"""Shared fixtures: the time-skipping test server, the real Temporal dev server, and API keys."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from tests.credentials import ApiKeys
 from worker.client import register_search_attributes
 from worker.devserver import DevServer, free_port
 
@@ -23,6 +24,12 @@ def binary(name: str) -> str:
     if not found:
         raise FileNotFoundError(f"{name} is not installed; run `make test`, which installs it")
     return str(found)
+
+
+@pytest.fixture(scope="session")
+def api_keys(tmp_path_factory: pytest.TempPathFactory) -> ApiKeys:
+    """A key file with a key per role (and approvers alice, bob, carol); REMEDIATOR_API_KEYS_FILE."""
+    return ApiKeys.create(tmp_path_factory.mktemp("auth") / "api-keys.json")
 
 
 @pytest.fixture(scope="session")

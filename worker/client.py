@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
@@ -9,13 +11,22 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
+from worker.codec import codec_for
+from worker.settings import Settings, get_settings
 from workflows import search_attributes as sa
 
 
 async def connect(
-    address: str | None = None, *, lazy: bool = False, retry_config: RetryConfig | None = None
+    address: str | None = None,
+    *,
+    settings: Settings | None = None,
+    lazy: bool = False,
+    retry_config: RetryConfig | None = None,
 ) -> Client:
     """Connect using TEMPORAL_* settings and profiles; `address` overrides them (used by `dev`).
+
+    Payloads go through the pydantic converter and, when `settings` (else the environment's) hold
+    codec keys, the encryption codec: a worker and every client of it must share the keys.
 
     `lazy` defers the connection to the first call, so the API starts while Temporal is down and
     answers 503 until it is up (a lazy client cannot run a worker). `retry_config` bounds the SDK's
@@ -25,9 +36,10 @@ async def connect(
     if address:
         config["target_host"] = address
     config.setdefault("target_host", "localhost:7233")
-    return await Client.connect(
-        **config, data_converter=pydantic_data_converter, lazy=lazy, retry_config=retry_config
+    converter = dataclasses.replace(
+        pydantic_data_converter, payload_codec=codec_for(settings or get_settings())
     )
+    return await Client.connect(**config, data_converter=converter, lazy=lazy, retry_config=retry_config)
 
 
 async def register_search_attributes(client: Client) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from worker.client import connect
+from worker.settings import Settings
 from workflows import search_attributes as sa
 
 
@@ -77,7 +78,8 @@ class DevServer:
             cmd += ["--search-attribute", f"{key.name}=Keyword"]
         return cmd
 
-    async def start(self, timeout: float = 60.0) -> Client:
+    async def start(self, timeout: float = 60.0, settings: Settings | None = None) -> Client:
+        """The server, and a client of it (with the codec of `settings`, else of the environment)."""
         for what, port in (("Temporal", self.port), ("Temporal UI", self.ui_port)):
             if not port_is_free(port):
                 raise PortInUse(what, port)
@@ -92,7 +94,7 @@ class DevServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"temporal dev server exited with code {self.process.returncode}")
             try:
-                return await connect(self.address)
+                return await connect(self.address, settings=settings)
             except RuntimeError:
                 if asyncio.get_running_loop().time() > deadline:
                     self.stop()

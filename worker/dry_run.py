@@ -31,6 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from worker.yaml_source import load_yaml
+from workflows.activity_names import DRYRUN_CHECK, DRYRUN_PREVIEW
 from workflows.checks import CHECK_OUTPUTS, PrometheusCheck
 from workflows.dry_run import DryRunCheck, DryRunInput, DryRunReport, PlaybookDryRunWorkflow
 from workflows.models import ActionOutcome, ActionRequest, Alert, Diagnosis, label_fingerprint
@@ -88,7 +89,7 @@ class CannedActivities:
     def __init__(self, outputs: dict[str, dict[str, Any]]) -> None:
         self._outputs = outputs
 
-    @activity.defn(name="dryrun.check")
+    @activity.defn(name=DRYRUN_CHECK)
     async def check(self, request: DryRunCheck) -> BaseModel:
         model = CHECK_OUTPUTS[request.check.type]
         given = self._outputs.get(request.step)
@@ -105,7 +106,7 @@ class CannedActivities:
                 f"outputs.{request.step} is not a {model.__name__}: {err}", non_retryable=True
             ) from None
 
-    @activity.defn(name="dryrun.preview")
+    @activity.defn(name=DRYRUN_PREVIEW)
     async def preview(self, request: ActionRequest) -> ActionOutcome:
         action = request.action.model_dump(mode="json", exclude={"executor", "name", "risk"})
         return ActionOutcome(

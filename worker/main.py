@@ -120,6 +120,7 @@ def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -
         activities=activities,
         activity_executor=pool,
         max_concurrent_activities=pool._max_workers,
+        graceful_shutdown_timeout=settings.worker_shutdown_grace,
     )
 
 

@@ -1,5 +1,8 @@
 """Loading the policy (REMEDIATOR_POLICY_FILE): YAML, validated, errors as file:line: field: message.
 
+The file's top-level `access:` section (OIDC groups to roles) belongs to the API, which validates it
+(api/auth/access.py); it is set aside here so that `Policy`, which forbids unknown keys, never sees it.
+
 Without a file the built-in defaults apply: dev auto-approves change actions, prod asks a human,
 destructive actions always need two distinct approvers.
 """
@@ -16,6 +19,7 @@ from worker.yaml_source import load_yaml
 from workflows.policy import Policy
 
 DEFAULT_SOURCE = "(built-in defaults)"
+ACCESS_SECTION = "access"
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,7 @@ class LoadedPolicy:
 def load_policy(path: Path) -> LoadedPolicy:
     doc = load_yaml(path)
     try:
-        policy = Policy.model_validate(doc.data)
+        policy = Policy.model_validate({k: v for k, v in doc.data.items() if k != ACCESS_SECTION})
     except ValidationError as err:
         raise doc.error(doc.problems(err)) from None
     return LoadedPolicy(policy=policy, source=str(path), sha256=doc.sha256)

@@ -6,17 +6,22 @@ configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, prof
 
 from __future__ import annotations
 
+import contextlib
+import re
 from datetime import timedelta
 from functools import lru_cache
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from worker.codec import CodecError, parse_keys
 from workflows.models import IncidentConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_HOSTNAME = re.compile(r"(?i)[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
 
 
 class Settings(BaseSettings):
@@ -24,18 +29,83 @@ class Settings(BaseSettings):
 
     task_queue: str = "remediator"
     state_dir: Path = Path(".remediator")
+    # On SIGTERM the worker stops polling and gives running activities this long to finish before it
+    # cancels them (0: at once, as on a laptop's Ctrl-C). A pod's terminationGracePeriodSeconds must
+    # exceed it plus terraform_stop_grace, which a cancelled apply may still use (deploy/kubernetes).
+    worker_shutdown_grace: timedelta = Field(default=timedelta(0), ge=timedelta(0))
 
     # API
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # POST /logs/analyze reads at most this many lines, each cut to this many characters (with a
+    # "… [truncated N chars]" marker) before any pattern runs on it.
+    logs_max_line_chars: int = Field(default=4096, ge=80)
+    logs_max_lines: int = Field(default=100_000, gt=0)
     # How long one API request waits on Temporal. Queries and updates need a running worker; without
     # one the request answers 503 after this long instead of hanging.
     api_temporal_timeout: timedelta = Field(default=timedelta(seconds=10), gt=timedelta(0))
     # Where the incident CLI (`remediator incidents`, `show`, `approve` ...) reaches the API.
     api_url: str = "http://127.0.0.1:8000"
+    # The key the CLI sends as `Authorization: Bearer` (created by `remediator auth key create`).
+    api_key: SecretStr = SecretStr("")
+
+    # Access control (api/auth). `disabled` makes every caller an all-powerful `anonymous`: local
+    # experiments only, and the API warns at every start. Enabled, the API refuses to start without
+    # a credential store: an API key file with a key in it, or OIDC.
+    auth: Literal["enabled", "disabled"] = "enabled"
+    # Hashed API keys; empty means <state_dir>/api-keys.json.
+    api_keys_file: Path | None = None
+    # OIDC for people: the JWKS comes from oidc_jwks_url, else from the issuer's discovery document.
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""
+    oidc_principal_claim: str = Field(default="sub", min_length=1)
+    oidc_groups_claim: str = Field(default="groups", min_length=1)
+
+    @property
+    def api_keys_path(self) -> Path:
+        return self.api_keys_file or self.state_dir / "api-keys.json"
+
+    @property
+    def oidc_configured(self) -> bool:
+        return bool(self.oidc_issuer or self.oidc_jwks_url)
+
+    @model_validator(mode="after")
+    def _oidc_needs_issuer_and_audience(self) -> Settings:
+        # Without both, any token signed by the JWKS' keys (for any app of that issuer) would pass.
+        if self.oidc_configured and not (self.oidc_issuer and self.oidc_audience):
+            raise ValueError(
+                "OIDC needs both REMEDIATOR_OIDC_ISSUER and REMEDIATOR_OIDC_AUDIENCE "
+                "(REMEDIATOR_OIDC_JWKS_URL alone is not enough)"
+            )
+        return self
+
+    # Encryption at rest (worker/codec.py): AES-256-GCM keys as `kid=base64key` pairs, comma separated
+    # (32 random bytes each). Empty: payloads stay plain. codec_active_key encrypts (empty: the only
+    # key); every listed key decrypts, so keys rotate by id.
+    codec_keys: SecretStr = SecretStr("")
+    codec_active_key: str = ""
+    # Origins of Temporal Web UIs that may call `remediator codec-server`.
+    codec_cors_origins: Annotated[list[str], NoDecode] = ["http://127.0.0.1:8233", "http://localhost:8233"]
+
+    @model_validator(mode="after")
+    def _codec_keys_parse(self) -> Settings:
+        try:
+            keys = parse_keys(self.codec_keys.get_secret_value())
+        except CodecError as err:
+            raise ValueError(str(err)) from None
+        if keys and self.codec_active_key not in keys and (self.codec_active_key or len(keys) > 1):
+            raise ValueError(
+                f"REMEDIATOR_CODEC_ACTIVE_KEY {self.codec_active_key!r} must name one of the keys ({', '.join(keys)})"
+            )
+        return self
 
     # evidence and verification
     prometheus_url: str = ""
     probe_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The hosts HTTP probes (probe_url annotations, probe checks, the investigation's probe tool) may
+    # reach, comma separated: names, addresses, CIDR networks. Empty: none. Loopback, link-local and
+    # metadata addresses need their own address or network listed (activities/outbound.py).
+    probe_allow: Annotated[list[str], NoDecode] = []
     verify_timeout: timedelta = timedelta(minutes=5)
 
     # approval escalation chain
@@ -128,10 +198,21 @@ class Settings(BaseSettings):
     # the `remediator.workflows` entry point group of installed packages load as well.
     workflow_modules: Annotated[list[str], NoDecode] = []
 
-    @field_validator("workflow_modules", mode="before")
+    @field_validator("workflow_modules", "probe_allow", "codec_cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return [m.strip() for m in value.split(",") if m.strip()] if isinstance(value, str) else value
+
+    @field_validator("probe_allow")
+    @classmethod
+    def _hosts_or_networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            with contextlib.suppress(ValueError):
+                ip_network(entry, strict=False)
+                continue
+            if not _HOSTNAME.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not a host name, an IP address or a CIDR network")
+        return entries
 
     @model_validator(mode="after")
     def _qdrant_url_needs_qdrant(self) -> Settings:
@@ -159,6 +240,7 @@ class Settings(BaseSettings):
             give_up_after=self.give_up_after,
             verify_timeout=self.verify_timeout,
             auto_approve=self.auto_approve,
+            prometheus=bool(self.prometheus_url),
         )
 
 

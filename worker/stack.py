@@ -20,6 +20,7 @@ from typing import Any
 import uvicorn
 from temporalio.client import Client
 
+from worker.codec import with_dev_key
 from worker.devserver import DevServer, PortInUse
 from worker.main import run_worker
 from worker.settings import Settings
@@ -131,6 +132,7 @@ async def run_dev(
     """`remediator dev`: persisted dev server, worker and API until a signal; nothing left behind."""
     stop = stop_on_signals()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings = with_dev_key(settings)  # the demo's history is encrypted like any other
     api_socket = bind(LOCALHOST, ports.api)
     # SQLite under the state dir: incidents (and their timers) survive a restart of `dev`.
     server = DevServer(
@@ -141,7 +143,7 @@ async def run_dev(
     )
     try:
         try:
-            client: Client = await server.start()
+            client: Client = await server.start(settings=settings)
         except RuntimeError as err:
             raise RuntimeError(f"{err}; see {server.log_file}") from err
         info = StackInfo(server.address, server.ui_url, f"http://{LOCALHOST}:{ports.api}", settings.state_dir)

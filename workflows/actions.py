@@ -148,7 +148,7 @@ _ARGS: dict[str, type[BaseModel]] = {
     "drain": DrainArgs,
 }
 _NODE_OPERATIONS = {"cordon", "uncordon", "drain"}
-_RISK_ORDER: dict[str, int] = {"read": 0, "change": 1, "destructive": 2}
+RISK_ORDER: dict[str, int] = {"read": 0, "change": 1, "destructive": 2}
 
 
 def kubernetes_risk_floor(operation: str, args: BaseModel) -> Risk:
@@ -202,7 +202,7 @@ class KubernetesAction(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> KubernetesAction:
         floor = kubernetes_risk_floor(self.operation, self.args)
-        if _RISK_ORDER[self.risk] < _RISK_ORDER[floor]:
+        if RISK_ORDER[self.risk] < RISK_ORDER[floor]:
             raise ValueError(f"risk {self.risk!r} is below {floor!r}, the least risk of {self.operation}")
         if self.operation in _NODE_OPERATIONS and self.namespace:
             raise ValueError(f"{self.operation} acts on a node, which has no namespace")
@@ -218,3 +218,21 @@ class KubernetesAction(BaseModel):
 
 
 ActionSpec = Annotated[AnsibleAction | TerraformAction | KubernetesAction, Field(discriminator="executor")]
+
+
+def acted_on(action: AnsibleAction | TerraformAction | KubernetesAction) -> str:
+    """The object an action changes, as the policy's service lists and the per-service limit see it.
+
+    It comes from the validated action, not from the alert's `service` label: an alert saying
+    `service: frontend` beside `deployment: payments-api` is judged, and counted, as payments-api.
+    """
+    if isinstance(action, KubernetesAction):
+        if isinstance(action.args, ApplyArgs):
+            return str(action.args.manifest["metadata"]["name"])
+        for field in ("deployment", "pod", "node"):
+            if value := getattr(action.args, field, ""):
+                return str(value)
+        return ""
+    if isinstance(action, AnsibleAction):
+        return str(action.extravars.get("service") or action.limit)
+    return action.workspace or action.module

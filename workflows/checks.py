@@ -9,15 +9,15 @@ template such as `${steps.probe.status}` is checked before anything runs.
 | `probe`                       | `probe.http`                  | `ProbeResult`     |
 | `prometheus`                  | `metrics.query`               | `MetricSample`    |
 | `evidence`                    | `gather_evidence` (the alert) | `Evidence`        |
-| `kubernetes.pods`             | the same name                 | `PodList`         |
-| `kubernetes.deployments`      | the same name                 | `DeploymentList`  |
-| `kubernetes.events`           | the same name                 | `EventList`       |
-| `kubernetes.logs`             | the same name                 | `PodLogs`         |
-| `kubernetes.rollout_history`  | the same name                 | `RolloutHistory`  |
+| `kubernetes.pods`             | `kube_pods`                   | `PodList`         |
+| `kubernetes.deployments`      | `kube_deployments`            | `DeploymentList`  |
+| `kubernetes.events`           | `kube_events`                 | `EventList`       |
+| `kubernetes.logs`             | `kube_logs`                   | `PodLogs`         |
+| `kubernetes.rollout_history`  | `kube_rollout_history`        | `RolloutHistory`  |
 | `preview`                     | `<executor>.preview`          | `ActionOutcome`   |
 
 `preview` reads through an executor (terraform plan, a Kubernetes server-side dry run); by the
-executors' contract it never changes anything.
+executors' contract it never changes anything. Activity names come from workflows/activity_names.py.
 """
 
 from __future__ import annotations
@@ -27,6 +27,17 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from workflows.actions import ActionSpec
+from workflows.activity_names import (
+    GATHER_EVIDENCE,
+    KUBE_DEPLOYMENTS,
+    KUBE_EVENTS,
+    KUBE_LOGS,
+    KUBE_PODS,
+    KUBE_ROLLOUT_HISTORY,
+    METRICS_QUERY,
+    PROBE_HTTP,
+    executor_op,
+)
 from workflows.investigation_models import ProbeRequest, PromQuery
 from workflows.kube_reads import (
     DeploymentList,
@@ -62,46 +73,46 @@ class _Read(BaseModel):
 class ProbeCheck(_Read, ProbeRequest):
     """One HTTP GET; `ok` means a 2xx answer."""
 
-    ACTIVITY, INPUT, OUTPUT = "probe.http", ProbeRequest, ProbeResult
+    ACTIVITY, INPUT, OUTPUT = PROBE_HTTP, ProbeRequest, ProbeResult
     type: Literal["probe"] = "probe"
 
 
 class PrometheusCheck(_Read, PromQuery):
     """A PromQL query: instant, or a range over the last `range_minutes`. Series values are summed."""
 
-    ACTIVITY, INPUT, OUTPUT = "metrics.query", PromQuery, MetricSample
+    ACTIVITY, INPUT, OUTPUT = METRICS_QUERY, PromQuery, MetricSample
     type: Literal["prometheus"] = "prometheus"
 
 
 class PodsCheck(_Read, PodsQuery):
-    ACTIVITY, INPUT, OUTPUT = "kubernetes.pods", PodsQuery, PodList
+    ACTIVITY, INPUT, OUTPUT = KUBE_PODS, PodsQuery, PodList
     type: Literal["kubernetes.pods"] = "kubernetes.pods"
 
 
 class DeploymentsCheck(_Read, DeploymentsQuery):
-    ACTIVITY, INPUT, OUTPUT = "kubernetes.deployments", DeploymentsQuery, DeploymentList
+    ACTIVITY, INPUT, OUTPUT = KUBE_DEPLOYMENTS, DeploymentsQuery, DeploymentList
     type: Literal["kubernetes.deployments"] = "kubernetes.deployments"
 
 
 class EventsCheck(_Read, EventsQuery):
-    ACTIVITY, INPUT, OUTPUT = "kubernetes.events", EventsQuery, EventList
+    ACTIVITY, INPUT, OUTPUT = KUBE_EVENTS, EventsQuery, EventList
     type: Literal["kubernetes.events"] = "kubernetes.events"
 
 
 class LogsCheck(_Read, LogsQuery):
-    ACTIVITY, INPUT, OUTPUT = "kubernetes.logs", LogsQuery, PodLogs
+    ACTIVITY, INPUT, OUTPUT = KUBE_LOGS, LogsQuery, PodLogs
     type: Literal["kubernetes.logs"] = "kubernetes.logs"
 
 
 class RolloutHistoryCheck(_Read, RolloutHistoryQuery):
-    ACTIVITY, INPUT, OUTPUT = "kubernetes.rollout_history", RolloutHistoryQuery, RolloutHistory
+    ACTIVITY, INPUT, OUTPUT = KUBE_ROLLOUT_HISTORY, RolloutHistoryQuery, RolloutHistory
     type: Literal["kubernetes.rollout_history"] = "kubernetes.rollout_history"
 
 
 class EvidenceCheck(_Read):
     """Everything the evidence gatherer knows about the alert: probe, metrics, pods, events, logs."""
 
-    ACTIVITY, INPUT, OUTPUT = "gather_evidence", Alert, Evidence
+    ACTIVITY, INPUT, OUTPUT = GATHER_EVIDENCE, Alert, Evidence
     type: Literal["evidence"] = "evidence"
 
     def request(self, incident_id: str, step: str, alert: Alert) -> BaseModel:
@@ -117,7 +128,7 @@ class PreviewCheck(_Read):
 
     @property
     def activity(self) -> str:
-        return f"{self.action.executor}.preview"
+        return executor_op(self.action.executor, "preview")
 
     def request(self, incident_id: str, step: str, alert: Alert) -> BaseModel:
         return ActionRequest(incident_id=incident_id, step=step, action=self.action)

@@ -6,7 +6,7 @@ YAML shape: one operator key per condition.
     gt: ["${steps.cpu.value}", 0.9]             lt / ge / le likewise
     within: ["${steps.ev.deployments.0.changed_at}", 30m]   (a timestamp at most that long ago)
     exists: "${steps.ev.deployments.0}"         (the reference names something; no error if not)
-    matches: ["${steps.logs.summary}", "OOM"]   (re.search; the pattern is a literal)
+    matches: ["${steps.logs.summary}", "OOM"]   (an RE2 search; the pattern is a literal)
     and: [cond, ...]   or: [cond, ...]   not: cond
 
 Operands are literals or templates. Numbers compare with numeric strings (alert labels are strings),
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from workflows import regex
 from workflows.durations import Duration
 from workflows.templating import Loc, TemplateError, has_template, references, render
 
@@ -77,10 +77,7 @@ class Matches(BaseModel):
     def _pattern_compiles(cls, value: tuple[Any, str]) -> tuple[Any, str]:
         if has_template(value[1]):
             raise ValueError("the pattern of `matches` must be literal, not a template")
-        try:
-            re.compile(value[1])
-        except re.error as err:
-            raise ValueError(f"bad regular expression {value[1]!r}: {err}") from err
+        regex.compile_pattern(value[1])
         return value
 
 
@@ -314,7 +311,7 @@ class _Evaluator:
     def _search(text: Any, pattern: str) -> bool:
         if not isinstance(text, str | int | float):
             raise ConditionError(f"matches needs text, got {type(text).__name__}")
-        return re.search(pattern, str(text)) is not None
+        return regex.search(pattern, str(text))
 
 
 _ORDER = {

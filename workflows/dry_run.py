@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.actions import ActionSpec
+    from workflows.activity_names import DRYRUN_CHECK, DRYRUN_PREVIEW
     from workflows.checks import CHECK_OUTPUTS, CheckSpec
     from workflows.interpreter import PlaybookInterpreter
     from workflows.models import ActionOutcome, ActionRequest, Alert, Diagnosis, Phase
@@ -75,12 +76,12 @@ class PlaybookDryRunWorkflow:
 
     async def run_check(self, step: str, check: CheckSpec, call: CallOptions) -> BaseModel:
         return await call.execute(
-            "dryrun.check", DryRunCheck(step=step, check=check), CHECK_OUTPUTS[check.type]
+            DRYRUN_CHECK, DryRunCheck(step=step, check=check), CHECK_OUTPUTS[check.type]
         )
 
     async def preview_action(self, step: str, action: ActionSpec, call: CallOptions) -> ActionOutcome:
         request = ActionRequest(incident_id=self.incident_id, step=step, action=action)
-        return await call.execute("dryrun.preview", request, ActionOutcome)
+        return await call.execute(DRYRUN_PREVIEW, request, ActionOutcome)
 
     async def run_action(self, step: str, action: ActionSpec, call: CallOptions) -> ActionOutcome:
         raise ApplicationError(f"dry-run never applies ({step})", non_retryable=True)

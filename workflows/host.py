@@ -23,7 +23,9 @@ ending, cancellation included.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -31,7 +33,8 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityCancellationType
 
 from workflows import search_attributes as sa
-from workflows.actions import ActionSpec
+from workflows.actions import ActionSpec, Risk
+from workflows.activity_names import LIMITS_ACQUIRE, LIMITS_RELEASE, LIMITS_USAGE, NOTIFY, executor_op
 from workflows.checks import CheckSpec
 from workflows.failures import error_text
 from workflows.interpreter import PlaybookInterpreter
@@ -41,6 +44,7 @@ from workflows.models import (
     ActionRequest,
     Approval,
     Decision,
+    DecisionRequest,
     Diagnosis,
     IncidentConfig,
     IncidentState,
@@ -134,9 +138,20 @@ class ApprovalDesk:
         return ""
 
     def add(self, decision: Decision, approved: bool, at: datetime) -> None:
+        risks = decision.risks if isinstance(decision, DecisionRequest) else []
         self.approvals.append(
-            Approval(approver=decision.approver, reason=decision.reason, approved=approved, at=at)
+            Approval(
+                approver=decision.approver,
+                reason=decision.reason,
+                via=decision.via,
+                approved=approved,
+                at=at,
+                risks=risks,
+            )
         )
+
+    def limits(self) -> dict[str, list[Risk]]:
+        return {a.approver: a.risks for a in self.decisions if a.approved and a.risks}
 
     def approvers(self) -> list[str]:
         return sorted({a.approver for a in self.decisions if a.approved})
@@ -154,10 +169,13 @@ class ApprovalDesk:
 class Host:
     """`PlaybookHost` over an `IncidentState`; see the module docstring for how a workflow uses it."""
 
-    def __init__(self, state: IncidentState, config: IncidentConfig, policy: Policy) -> None:
+    def __init__(
+        self, state: IncidentState, config: IncidentConfig, policy: Policy, trust: Trust | None = None
+    ) -> None:
         self.state = state
         self.config = config
         self.policy = policy
+        self.trust = trust or Trust()
         self.desk = ApprovalDesk(state.approvals)
         self.resolved = state.alert.status == "resolved"
         self._service = state.alert.service  # the one the policy was last asked about
@@ -199,7 +217,7 @@ class Host:
         # A notification is not worth cancelling mid-flight: abandoning it sends no cancel request
         # that could race its completion when the incident itself is cancelled.
         await workflow.execute_activity(
-            "notify",
+            NOTIFY,
             change,
             start_to_close_timeout=NOTIFY_TIMEOUT,
             retry_policy=READ_RETRY,
@@ -233,7 +251,7 @@ class Host:
                 return planned.result
             self._attempted.add(step)
             request = ActionRequest(incident_id=self.incident_id, step=step, action=action)
-            planned.snapshot = await call.execute(f"{action.executor}.snapshot", request, dict)
+            planned.snapshot = await call.execute(executor_op(action.executor, "snapshot"), request, dict)
             planned.result = await execute_op(self.incident_id, step, action, "apply", call)
         except ActivityError as err:
             planned.result = ActionOutcome(ok=False, summary=error_text(err))
@@ -264,21 +282,34 @@ class Host:
 
     # --- approvals ------------------------------------------------------------------------------
 
-    def refusal(self, approver: str) -> str:
-        """Why a decision by `approver` would be refused now (for the update's validator); empty if not."""
-        if self.desk.asking is None:
+    def refusal(self, decision: Decision, approved: bool) -> str:
+        """Why `decision` would be refused now (for the update's validator); empty if not."""
+        asking, approver = self.desk.asking, decision.approver
+        if asking is None:
             return f"incident is {self.state.phase}, not AwaitingApproval"
-        return self.desk.refusal(approver)
+        if approved and approver == self.trust.opened_by:
+            return f"{approver} opened this incident and so may not approve it"
+        if refused := self.desk.refusal(approver):
+            return refused
+        if isinstance(decision, DecisionRequest):
+            return _outside_limits(decision, asking, self.environment)
+        return ""
+
+    @property
+    def environment(self) -> str:
+        """The environment whose policy applies: the trusted one, else (see `Trust`) the alert's label."""
+        trusted = self.trust.environment
+        return trusted if trusted is not None else self.state.alert.environment
 
     def decide(self, decision: Decision, approved: bool) -> None:
         """An `approve` or `reject`: counted, or recorded as ignored with the reason."""
         verb = "approval" if approved else "rejection"
-        why = self.refusal(decision.approver)
+        why = self.refusal(decision, approved)
         if why:
-            self.record(f"ignored {verb}", f"{decision.approver}: {why}")
+            self.record(f"ignored {verb}", f"{decision.approver} (via {decision.via}): {why}")
             return
         self.desk.add(decision, approved, workflow.now())
-        self.record(f"{verb} by {decision.approver}", decision.reason)
+        self.record(f"{verb} by {decision.approver}", f"via {decision.via}: {decision.reason or 'no reason'}")
 
     async def request_approval(self, request: ApprovalRequest) -> ApprovalResult:
         carry_on = self.state.phase if self.state.phase in _CARRY_ON else None
@@ -294,12 +325,12 @@ class Host:
             # A resolve wins over an approval that lands at the same moment: no fix for a healed alert.
             if self.resolved:
                 return ApprovalResult(outcome="resolved")
-            approvers = self.desk.approvers()
+            approvers, limits = self.desk.approvers(), self.desk.limits()
         finally:
             self.desk.close()
         if carry_on is not None:
             await self.enter(carry_on, "approved; carrying on", ", ".join(approvers))
-        return ApprovalResult(outcome="approved", approvers=approvers)
+        return ApprovalResult(outcome="approved", approvers=approvers, limits=limits)
 
     async def _escalate(self, timeout: timedelta | None) -> bool:
         """Wait through the escalation chain; False once its last deadline passed undecided.
@@ -340,7 +371,7 @@ class Host:
             return Usage()
         try:
             return await workflow.execute_activity(
-                "limits.usage",
+                LIMITS_USAGE,
                 UsageRequest(service=service, incident_id=self.incident_id, at=workflow.now()),
                 result_type=Usage,
                 start_to_close_timeout=LIMITS_TIMEOUT,
@@ -366,7 +397,7 @@ class Host:
         first = workflow.now()
         while True:
             result = await workflow.execute_activity(
-                "limits.acquire",
+                LIMITS_ACQUIRE,
                 request,
                 result_type=AcquireResult,
                 start_to_close_timeout=LIMITS_TIMEOUT,
@@ -389,7 +420,7 @@ class Host:
         self._leased = False
         try:
             await workflow.execute_activity(
-                "limits.release",
+                LIMITS_RELEASE,
                 ReleaseRequest(incident_id=self.incident_id),
                 start_to_close_timeout=LIMITS_TIMEOUT,
                 retry_policy=READ_RETRY,
@@ -415,10 +446,43 @@ class Host:
         if requires_human:
             self.record("auto-approval withheld", requires_human)
             policy = without_auto_approval(policy)
-        result = await PlaybookInterpreter(self, pinned, policy, self.state.alert, diagnosis).run()
+        interpreter = PlaybookInterpreter(
+            self, pinned, policy, self.state.alert, diagnosis, self.environment, self.trust.services
+        )
+        result = await interpreter.run()
         path = (r.step if r.status == "ok" else f"{r.step} ({r.status})" for r in result.path)
         self.record("playbook path", " -> ".join(path))
         return result
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the incident's sender credential vouches for (IncidentInput), never alert text.
+
+    `environment` None keeps the alert's own label: operations, where an operator chose it, and
+    incidents started before trusted context existed (their histories replay unchanged).
+    """
+
+    environment: str | None = None
+    opened_by: str = ""
+    services: tuple[str, ...] = ("*",)
+
+
+def _outside_limits(decision: DecisionRequest, asking: ApprovalRequest, environment: str) -> str:
+    """Why the approver's own limits (from its credential) keep it from deciding this; empty if not."""
+    who = decision.approver
+    if decision.risks and asking.risk not in decision.risks:
+        what = f"{asking.risk} actions" if asking.risk else "an approval step that gates any action"
+        return f"{who} may decide only {', '.join(decision.risks)} actions, not {what}"
+    if (
+        decision.environments
+        and "*" not in decision.environments
+        and environment not in decision.environments
+    ):
+        return f"{who} may decide only in {', '.join(decision.environments)}, not {environment or '(none)'}"
+    if decision.services and not any(fnmatchcase(asking.target, g) for g in decision.services):
+        return f"{who} may decide only on {', '.join(decision.services)}, not {asking.target or '(none)'}"
+    return ""
 
 
 def _asking(request: ApprovalRequest) -> str:

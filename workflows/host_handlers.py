@@ -28,20 +28,22 @@ class HostHandlers:
     def state(self) -> IncidentState:
         return self._host.state
 
+    # Signals are the Temporal CLI's path, open to whoever may signal workflows (trusted operators):
+    # they are recorded `via: temporal`, whatever the payload claims.
     @workflow.signal
     def approve(self, decision: Decision) -> None:
-        self._host.decide(decision, approved=True)
+        self._host.decide(decision.model_copy(update={"via": "temporal"}), approved=True)
 
     @workflow.signal
     def reject(self, decision: Decision) -> None:
-        self._host.decide(decision, approved=False)
+        self._host.decide(decision.model_copy(update={"via": "temporal"}), approved=False)
 
     @workflow.update
     def decide(self, request: DecisionRequest) -> IncidentState:
-        self._host.decide(Decision(approver=request.approver, reason=request.reason), request.approve)
+        self._host.decide(request, request.approve)
         return self._host.state
 
     @decide.validator
     def _validate_decide(self, request: DecisionRequest) -> None:
-        if refusal := self._host.refusal(request.approver):
+        if refusal := self._host.refusal(request, request.approve):
             raise ValueError(refusal)

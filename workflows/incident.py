@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from typing import Literal
 
 from temporalio import workflow
@@ -20,10 +21,13 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
+    from workflows.actions import RISK_ORDER, acted_on
+    from workflows.activity_names import DIAGNOSE, GATHER_EVIDENCE, MEMORY_RECORD_INCIDENT, VERIFY
     from workflows.catalogue import plan_for
     from workflows.failures import error_text
-    from workflows.host import DRY_RUN_ENDING, Host, final_phase
+    from workflows.host import DRY_RUN_ENDING, Host, Trust, final_phase
     from workflows.host_handlers import HostHandlers
+    from workflows.interpreter import CLEAN_PREVIEW_PATCH, TRUSTED_CONTEXT_PATCH
     from workflows.investigation import investigate
     from workflows.models import (
         ActionOutcome,
@@ -81,6 +85,14 @@ class IncidentWorkflow(HostHandlers):
     @workflow.signal
     def alert(self, alert: Alert) -> None:
         """Every notification for this fingerprint: the first firing one, re-fires and resolves."""
+        if alert.labels != self._input.alert.labels and workflow.patched(TRUSTED_CONTEXT_PATCH):
+            # A fingerprint is only a name for the labels: a notification naming this incident with
+            # other labels is another alert borrowing it, and must not resolve or re-fire this one.
+            self._host.record(
+                f"refused {alert.status} notification",
+                f"its labels differ from this incident's ({_label_diff(self._input.alert, alert)}); not applied",
+            )
+            return
         self._state.alert_updates += 1
         if alert.status == "resolved":
             if not self._host.resolved:
@@ -97,12 +109,14 @@ class IncidentWorkflow(HostHandlers):
     @workflow.run
     async def run(self, inp: IncidentInput) -> IncidentState:
         alert = inp.alert
+        if workflow.patched(TRUSTED_CONTEXT_PATCH):
+            self._trust(inp)
         workflow.upsert_search_attributes(
             [
                 sa.ALERT_NAME.value_set(alert.name),
                 sa.SERVICE.value_set(alert.service),
                 sa.SEVERITY.value_set(alert.severity),
-                sa.ENVIRONMENT.value_set(alert.environment),
+                sa.ENVIRONMENT.value_set(self._host.environment),
             ]
         )
         try:
@@ -118,11 +132,21 @@ class IncidentWorkflow(HostHandlers):
             await self._remember()
         return self._state
 
+    def _trust(self, inp: IncidentInput) -> None:
+        """Policy follows the sender's credential (IncidentInput), never the alert's own labels."""
+        environment = inp.environment or inp.policy.default_environment
+        self._host.trust = Trust(environment, inp.opened_by, tuple(inp.sender_services))
+        self._state.environment, self._state.opened_by = environment, inp.opened_by
+        if (label := inp.alert.environment) and label != environment:
+            self._host.record(
+                "environment", f"{environment} from the sender's credential; label says {label}"
+            )
+
     async def _remember(self) -> None:
         """Closed incidents become memory: later diagnoses recall them as priors and evidence."""
         try:
             await workflow.execute_activity(
-                "memory.record_incident",
+                MEMORY_RECORD_INCIDENT,
                 self._state,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=READ_RETRY,
@@ -218,37 +242,62 @@ class IncidentWorkflow(HostHandlers):
             await self._execute_and_verify(plan.actions, alert)
 
     async def _verdicts(self, plan: Plan) -> list[Verdict]:
-        alert, diagnosis = self._state.alert, self._state.diagnosis
+        alert, diagnosis, host = self._state.alert, self._state.diagnosis, self._host
         verdicts: list[Verdict] = []
         for planned in plan.actions:
+            service = self._target(planned) if workflow.patched(TRUSTED_CONTEXT_PATCH) else alert.service
             context = ActionContext(
                 action=planned.action.name,
                 risk=planned.action.risk,
-                service=alert.service,
-                environment=alert.environment,
+                service=service,
+                environment=host.environment,
                 confidence=diagnosis.confidence if diagnosis else None,
                 now=workflow.now(),
-                usage=await self._host.usage(alert.service),
+                usage=await host.usage(service),
             )
             verdicts.append(evaluate_policy(self._input.policy, context))
-            self._host.record(f"policy for {planned.step}", verdicts[-1].text())
+            if not any(fnmatchcase(service, glob) for glob in host.trust.services):
+                verdicts[-1] = Verdict(
+                    allowed=False,
+                    reasons=[f"{service!r} is outside the services the alert's sender may speak for"],
+                )
+            host.record(f"policy for {planned.step}", verdicts[-1].text())
         return verdicts
+
+    def _target(self, planned: PlannedAction) -> str:
+        return acted_on(planned.action) or self._state.alert.service
+
+    def _unverifiable(self, plan: Plan) -> str:
+        """Why a catalogue plan must not run without a human even when auto-approval is on."""
+        if not workflow.patched(CLEAN_PREVIEW_PATCH):
+            return ""
+        if failed := [p.step for p in plan.actions if p.preview is None or not p.preview.ok]:
+            return f"the preview of {', '.join(failed)} failed"
+        alert = self._state.alert
+        if not (alert.lookup("probe_url") or alert.lookup("health_url") or self._input.config.prometheus):
+            return "nothing to verify the fix with (no probe URL and no Prometheus)"
+        return ""
 
     async def _await_approval(self, plan: Plan, verdicts: list[Verdict]) -> Outcome:
         host, config = self._host, self._input.config
         needed = max([plan.required_approvers, *(v.approvers_required for v in verdicts)])
         policy_asks = any(v.needs_approval for v in verdicts)
-        if config.auto_approve and not self._requires_human and not policy_asks:
+        unclean = self._unverifiable(plan) if config.auto_approve else ""
+        if config.auto_approve and not self._requires_human and not policy_asks and not unclean:
             host.record("auto-approved", "auto_approve is set for this incident")
             return "approved"
         if config.auto_approve:
-            host.record("auto-approval withheld", self._requires_human or "the policy asks for a human")
+            why = self._requires_human or unclean or "the policy asks for a human"
+            host.record("auto-approval withheld", why)
+            needed = max(needed, 1)
         # Everyone who approves must be allowed to approve every action of the plan.
         allowed = [set(v.eligible_approvers) for v in verdicts if v.eligible_approvers]
         eligible = sorted(set.intersection(*allowed)) if allowed else []
         if allowed and not eligible:
             return "nobody"
         reasons = "; ".join(v.reason for v in verdicts if v.needs_approval)
+        risks = [a.action.risk for a in plan.actions]
+        targets = {self._target(a) for a in plan.actions}
         result = await host.request_approval(
             ApprovalRequest(
                 step="plan",
@@ -256,6 +305,8 @@ class IncidentWorkflow(HostHandlers):
                 reason=reasons,
                 approvers_required=needed,
                 eligible=eligible,
+                risk=max(risks, key=RISK_ORDER.__getitem__) if risks else None,
+                target=targets.pop() if len(targets) == 1 else "",
             )
         )
         return "approved" if result.outcome == "approved" else result.outcome
@@ -288,7 +339,7 @@ class IncidentWorkflow(HostHandlers):
     async def _gather(self, alert: Alert) -> Evidence:
         try:
             return await workflow.execute_activity(
-                "gather_evidence",
+                GATHER_EVIDENCE,
                 alert,
                 result_type=Evidence,
                 start_to_close_timeout=timedelta(minutes=2),
@@ -304,7 +355,7 @@ class IncidentWorkflow(HostHandlers):
         self._state.evidence_summary = evidence.summary()
         try:
             heuristic = await workflow.execute_activity(
-                "diagnose",
+                DIAGNOSE,
                 DiagnoseRequest(alert=alert, evidence=evidence),
                 result_type=Diagnosis,
                 start_to_close_timeout=timedelta(minutes=5),
@@ -334,7 +385,7 @@ class IncidentWorkflow(HostHandlers):
         )
         try:
             result = await workflow.execute_activity(
-                "verify",
+                VERIFY,
                 request,
                 result_type=str,
                 schedule_to_close_timeout=self._input.config.verify_timeout,
@@ -360,3 +411,8 @@ class IncidentWorkflow(HostHandlers):
             return ""
         previews = "; ".join(f"{a.step}: {a.preview.summary}" for a in plan.actions if a.preview)
         return f"{plan.summary}. Preview: {previews}" if previews else plan.summary
+
+
+def _label_diff(ours: Alert, theirs: Alert) -> str:
+    keys = sorted(k for k in {*ours.labels, *theirs.labels} if ours.labels.get(k) != theirs.labels.get(k))
+    return ", ".join(keys[:5]) + (" ..." if len(keys) > 5 else "")

@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
-from workflows.actions import ActionSpec
+from workflows.actions import ActionSpec, Risk, acted_on
 from workflows.conditions import ConditionError, evaluate
 from workflows.models import ActionOutcome, Alert, Diagnosis, Phase
 from workflows.playbook import (
@@ -56,6 +57,14 @@ from workflows.policy import evaluate as evaluate_policy
 from workflows.spec_errors import dotted
 from workflows.templating import TemplateError, render
 from workflows.validation import ACTIONS, CHECKS, alert_context, problems
+
+# Issue 9's trust boundary; incidents started before replay the rules they began with.
+# The policy judges (and limits count) the object an action acts on, not the `service` label, and
+# only inside the services the alert's sender may speak for.
+TRUSTED_CONTEXT_PATCH = "trusted-context"
+# A change the policy would auto-approve still waits for a human after a failed or empty preview, or
+# when the playbook has nothing to verify the fix with.
+CLEAN_PREVIEW_PATCH = "auto-approve-after-clean-preview"
 
 
 @dataclass
@@ -98,17 +107,24 @@ class PlaybookInterpreter:
         policy: Policy,
         alert: Alert,
         diagnosis: Diagnosis | None = None,
+        environment: str | None = None,
+        scope: tuple[str, ...] = ("*",),
         dry_run: bool = False,
     ) -> None:
+        """`environment` is the trusted one whose policy applies (None: the alert's label, for callers
+        without a credential behind them); `scope` holds the service globs actions may touch."""
         self.host = host
         self.pinned = pinned
         self.policy = policy
         self.alert = alert
         self.diagnosis = diagnosis
-        self.dry_run = dry_run or policy.is_dry_run(alert.environment)
+        self.environment = alert.environment if environment is None else environment
+        self.scope = scope
+        self.dry_run = dry_run or policy.is_dry_run(self.environment)
         self.context: dict[str, Any] = {}
         self.compensations: list[_Compensation] = []
         self.approvers: set[str] = set()
+        self.approver_risks: dict[str, list[Risk]] = {}  # approvers whose credential limits their risks
         self.applied: list[str] = []
         self.path: list[StepRecord] = []
         self.phase: Phase | None = None
@@ -284,14 +300,33 @@ class PlaybookInterpreter:
         self.host.record(f"step {step.id} applied", outcome.summary)
         self._trace(step, "ok", outcome.summary)
 
+    def _target(self, step: ActionStep, action: ActionSpec) -> str:
+        """What the policy judges and the limits count: the object acted on, inside the sender's scope."""
+        label = self.alert.service or str(self.context["params"].get("service", ""))
+        if not workflow.patched(TRUSTED_CONTEXT_PATCH):
+            return label
+        target = acted_on(action) or label
+        if target != label:
+            self.host.record(
+                f"{step.id} acts on {target!r}", f"judged as {target!r}, not the label {label!r}"
+            )
+        if not any(fnmatchcase(target, glob) for glob in self.scope):
+            self._trace(step, "skipped", f"{target!r} is outside the sender's services")
+            raise _End(
+                "escalated",
+                f"{step.id} acts on {target!r}, outside the services the alert's sender may speak for "
+                f"({', '.join(self.scope) or 'none'})",
+            )
+        return target
+
     async def _verdict(self, step: ActionStep, action: ActionSpec) -> Verdict:
         """The policy's verdict on the action now, recorded; a refusal ends the playbook."""
-        service = self.alert.service or str(self.context["params"].get("service", ""))
+        service = self._target(step, action)
         ctx = ActionContext(
             action=action.name,
             risk=action.risk,
             service=service,
-            environment=self.alert.environment,
+            environment=self.environment,
             confidence=self.diagnosis.confidence if self.diagnosis else None,
             now=workflow.now(),
             usage=await self.host.usage(service),
@@ -316,13 +351,40 @@ class PlaybookInterpreter:
         self.host.record(f"preview of {step.id}", preview.summary)
         return preview
 
+    def _unclean(self, action: ActionSpec, preview: ActionOutcome) -> str:
+        """Why an action the policy would auto-approve still needs a human; empty when it need not."""
+        if action.risk == "read" or not workflow.patched(CLEAN_PREVIEW_PATCH):
+            return ""
+        if not preview.ok:
+            return f"the preview failed ({preview.summary})"
+        if not preview.summary.strip():
+            return "the preview is empty"
+        if not any(isinstance(s, VerifyStep) for _, s in self.pinned.playbook.walk()):
+            return "the playbook has nothing to verify the fix with"
+        return ""
+
     async def _authorise(
         self, step: Step, action: ActionSpec | None, verdict: Verdict, preview: ActionOutcome | None
     ) -> None:
         if not verdict.needs_approval:
-            return
+            unclean = self._unclean(action, preview) if action and preview else ""
+            if not unclean:
+                return
+            self.host.record(f"auto-approval withheld for {step.id}", unclean)
+            eligible_names = self.policy.members(self.policy.approvers.get(action.risk, []) if action else [])
+            verdict = verdict.model_copy(
+                update={
+                    "needs_approval": True,
+                    "approvers_required": 1,
+                    "eligible_approvers": eligible_names,
+                    "reasons": [*verdict.reasons, f"{unclean}; a human must approve"],
+                }
+            )
+        risk = action.risk if action else None
         eligible = set(verdict.eligible_approvers)
-        counted = sorted(a for a in self.approvers if not eligible or a in eligible)
+        counted = sorted(
+            a for a in self.approvers if (not eligible or a in eligible) and self._may_decide(a, risk)
+        )
         if len(counted) >= verdict.approvers_required:
             self.host.record(
                 f"approval for {step.id}", f"covered by earlier approval of {', '.join(counted)}"
@@ -337,8 +399,14 @@ class PlaybookInterpreter:
             approvers_required=verdict.approvers_required,
             eligible=verdict.eligible_approvers,
             approved_by=counted,
+            risk=risk,
+            target=acted_on(action) if action else "",
         )
         await self._ask(step, request)
+
+    def _may_decide(self, approver: str, risk: Risk | None) -> bool:
+        limits = self.approver_risks.get(approver)
+        return limits is None or (risk is not None and risk in limits)
 
     async def _ask(self, step: Step, request: ApprovalRequest) -> None:
         self._stop_if_resolved(f"approval of {step.id}")
@@ -359,6 +427,7 @@ class PlaybookInterpreter:
                 f"{step.id} needs {request.approvers_required} distinct eligible approvers, got {sorted(total)}",
             )
         self.approvers |= valid
+        self.approver_risks.update(result.limits)
         self.host.record(f"approved {step.id}", ", ".join(sorted(total)))
 
     async def _approval(self, step: ApprovalStep) -> None:

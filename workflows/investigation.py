@@ -24,6 +24,19 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.activity_names import (
+        KUBE_DEPLOYMENTS,
+        KUBE_DESCRIBE,
+        KUBE_EVENTS,
+        KUBE_LOG_TEMPLATES,
+        KUBE_PODS,
+        KUBE_ROLLOUT_HISTORY,
+        LLM_CHAT,
+        LLM_POLICY,
+        MEMORY_SEARCH,
+        METRICS_QUERY,
+        PROBE_HTTP,
+    )
     from workflows.failures import error_text
     from workflows.guardrails import ACTION_CONTRACTS, Checked, LLMDiagnosis, check
     from workflows.investigation_models import (
@@ -157,7 +170,7 @@ TOOLS: dict[str, Tool] = {
             "prometheus_query",
             "Run a PromQL query (instant, or a range over the last minutes) against the metrics server.",
             PromArgs,
-            "metrics.query",
+            METRICS_QUERY,
             lambda a, alert: PromQuery(query=a.query, range_minutes=a.range_minutes),
             MetricSample,
         ),
@@ -165,7 +178,7 @@ TOOLS: dict[str, Tool] = {
             "http_probe",
             "Probe the alert's own health URL again now: status code and latency.",
             ToolArgs,
-            "probe.http",
+            PROBE_HTTP,
             lambda a, alert: ProbeRequest(url=_probe_url(alert)),
             ProbeResult,
             needs=lambda alert: bool(_probe_url(alert)),
@@ -174,7 +187,7 @@ TOOLS: dict[str, Tool] = {
             "similar_incidents",
             "Search past incidents: their alert, diagnosis, actions and outcome.",
             SearchArgs,
-            "memory.search",
+            MEMORY_SEARCH,
             lambda a, alert: MemoryQuery(text=a.text, kind="incident"),
             MemoryResult,
         ),
@@ -182,7 +195,7 @@ TOOLS: dict[str, Tool] = {
             "search_runbooks",
             "Search the team's Markdown runbooks.",
             SearchArgs,
-            "memory.search",
+            MEMORY_SEARCH,
             lambda a, alert: MemoryQuery(text=a.text, kind="runbook"),
             MemoryResult,
         ),
@@ -190,7 +203,7 @@ TOOLS: dict[str, Tool] = {
             "kube_pods",
             "Pods of a namespace: phase, readiness, restarts, waiting reason, last termination (reason, exit code).",
             PodsArgs,
-            "kube_pods",
+            KUBE_PODS,
             _as(PodsQuery),
             PodList,
         ),
@@ -198,7 +211,7 @@ TOOLS: dict[str, Tool] = {
             "kube_deployments",
             "Deployments of a namespace: replicas ready and available, revision, images, failing conditions.",
             DeploymentsArgs,
-            "kube_deployments",
+            KUBE_DEPLOYMENTS,
             _as(DeploymentsQuery),
             DeploymentList,
         ),
@@ -206,7 +219,7 @@ TOOLS: dict[str, Tool] = {
             "kube_events",
             "Events of a namespace, newest first.",
             EventsArgs,
-            "kube_events",
+            KUBE_EVENTS,
             _as(EventsQuery),
             EventList,
         ),
@@ -214,7 +227,7 @@ TOOLS: dict[str, Tool] = {
             "kube_describe",
             "One Pod, Deployment, ReplicaSet or Node as `kubectl describe` shows it: facts, conditions, events.",
             DescribeArgs,
-            "kube_describe",
+            KUBE_DESCRIBE,
             _as(DescribeQuery),
             Description,
         ),
@@ -222,7 +235,7 @@ TOOLS: dict[str, Tool] = {
             "kube_rollout_history",
             "A Deployment's revisions with their images and times: what changed, and when.",
             RolloutArgs,
-            "kube_rollout_history",
+            KUBE_ROLLOUT_HISTORY,
             _as(RolloutHistoryQuery),
             RolloutHistory,
         ),
@@ -231,7 +244,7 @@ TOOLS: dict[str, Tool] = {
             "kube_log_templates",
             "A container's recent log (or its previous, crashed run) as templates with counts and new ones flagged.",
             LogsArgs,
-            "kube_log_templates",
+            KUBE_LOG_TEMPLATES,
             _as(LogsQuery),
             LogSummary,
         ),
@@ -368,12 +381,12 @@ class Investigator:
         return text if len(text) <= limit else text[:limit] + f" ... [{len(text) - limit} characters cut]"
 
     async def _memory(self, alert: Alert) -> str:
-        if "memory.search" not in self.policy.tool_activities:
+        if MEMORY_SEARCH not in self.policy.tool_activities:
             return ""
         text = " ".join([alert.name, alert.service, *alert.annotations.values()])
         try:
             found = await self.run(
-                "memory.search",
+                MEMORY_SEARCH,
                 MemoryQuery(text=text[:4000], limit=MEMORY_HITS),
                 MemoryResult,
                 TOOL_TIMEOUT,
@@ -454,7 +467,7 @@ class Investigator:
         )
         timeout = timedelta(seconds=self.policy.chat_timeout_seconds)
         result = await self.run(
-            "llm.chat", request, ChatResult, timeout, LLM_RETRY, f"model turn {self.model_calls}"
+            LLM_CHAT, request, ChatResult, timeout, LLM_RETRY, f"model turn {self.model_calls}"
         )
         self.usage += result.usage
         self.latency_ms += result.latency_ms
@@ -559,9 +572,7 @@ async def investigate(
 ) -> InvestigationResult:
     """The workflow's entry point: the heuristic diagnosis unless the worker has an LLM configured."""
     try:
-        policy = await workflow_runner(
-            "llm.policy", None, LLMPolicy, POLICY_TIMEOUT, TOOL_RETRY, "LLM policy"
-        )
+        policy = await workflow_runner(LLM_POLICY, None, LLMPolicy, POLICY_TIMEOUT, TOOL_RETRY, "LLM policy")
     except StepFailed as err:
         record("LLM policy unavailable, heuristic kept", str(err))
         return InvestigationResult(diagnosis=heuristic, fallback_reason=str(err))

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from workflows import regex
+
 Op = Literal["=", "!=", "=~", "!~"]
 
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.DOTALL)
@@ -63,10 +65,7 @@ class Matcher(BaseModel):
     @classmethod
     def _regex_compiles(cls, value: str, info: Any) -> str:
         if info.data.get("op") in ("=~", "!~"):
-            try:
-                re.compile(value)
-            except re.error as err:
-                raise ValueError(f"bad regular expression {value!r}: {err}") from err
+            regex.compile_pattern(value)
         return value
 
     @property
@@ -79,7 +78,7 @@ class Matcher(BaseModel):
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        hit = re.fullmatch(self.value, actual) is not None
+        hit = regex.fullmatch(self.value, actual)
         return hit if self.op == "=~" else not hit
 
     def __str__(self) -> str:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from workflows.actions import ActionSpec
+from workflows.actions import ActionSpec, Risk
 from workflows.playbook import PinnedPlaybook
 from workflows.policy import Policy
 
@@ -44,6 +44,25 @@ def label_fingerprint(labels: dict[str, str]) -> str:
     """First 16 hex characters of sha256 over the sorted labels (the guide's contract)."""
     canonical = json.dumps(sorted(labels.items()), separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+_FNV_OFFSET, _FNV_PRIME, _U64 = 14695981039346656037, 1099511628211, (1 << 64) - 1
+
+
+def prometheus_fingerprint(labels: dict[str, str]) -> str:
+    """The fingerprint Alertmanager and Grafana send: FNV-1a 64 over sorted names and values, each
+    followed by the 0xff separator (prometheus/common model.LabelSet.Fingerprint), as 16 hex digits."""
+    value = _FNV_OFFSET
+    for name in sorted(labels):
+        for part in (name, labels[name]):
+            for byte in part.encode() + b"\xff":
+                value = ((value ^ byte) * _FNV_PRIME) & _U64
+    return f"{value:016x}"
+
+
+def fingerprint_matches(fingerprint: str, labels: dict[str, str]) -> bool:
+    """A sender's fingerprint is only a name for its labels: one alert cannot borrow another's."""
+    return fingerprint in (prometheus_fingerprint(labels), label_fingerprint(labels))
 
 
 class Alert(BaseModel):
@@ -89,22 +108,38 @@ class Alert(BaseModel):
         return self.labels.get(key) or self.annotations.get(key, "")
 
 
+Via = Literal["api", "temporal", "slack", "board"]
+
+
 class Decision(BaseModel):
-    """Payload of the `approve` and `reject` signals: {"approver": "...", "reason": "..."}."""
+    """Payload of the `approve` and `reject` signals: {"approver": "...", "reason": "..."}.
+
+    Signals come from the Temporal CLI, a trusted operator's path: the workflow marks them
+    `via: temporal` whatever the payload says. The API decides through the `decide` update instead,
+    with the approver taken from the caller's credential.
+    """
 
     approver: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=2000)
+    via: Via = "temporal"
 
 
 class DecisionRequest(Decision):
-    """Payload of the `decide` update, which gives the API and CLI a synchronous answer."""
+    """Payload of the `decide` update, which gives the API and CLI a synchronous answer.
+
+    The limits are the authenticated approver's (from its key or OIDC groups); empty means any.
+    """
 
     approve: bool
+    risks: list[Risk] = []
+    environments: list[str] = []
+    services: list[str] = []  # globs
 
 
 class Approval(Decision):
     approved: bool
     at: datetime
+    risks: list[Risk] = []  # the risk classes this approver may decide; empty: any
 
 
 # --- evidence and diagnosis -------------------------------------------------------------------
@@ -374,6 +409,7 @@ class IncidentConfig(BaseModel):
     give_up_after: timedelta = timedelta(hours=4)
     verify_timeout: timedelta = timedelta(minutes=5)
     auto_approve: bool = False
+    prometheus: bool = False  # whether verification can fall back to asking Prometheus
 
 
 class IncidentInput(BaseModel):
@@ -384,6 +420,12 @@ class IncidentInput(BaseModel):
     # diagnosis plus a plan proposed for approval.
     playbook: PinnedPlaybook | None = None
     policy: Policy = Policy()
+    # Trusted context from the sender's credential, never from alert text: the environment whose
+    # policy applies (empty: the policy's default), who opened the incident (who may then never
+    # approve it), and the service globs the sender may speak for (what actions may touch).
+    environment: str = ""
+    opened_by: str = ""
+    sender_services: list[str] = ["*"]
 
 
 class TimelineEntry(BaseModel):
@@ -407,6 +449,8 @@ class IncidentState(BaseModel):
     incident_id: str
     phase: Phase
     alert: Alert
+    environment: str = ""  # the trusted environment the policy judged by (see IncidentInput)
+    opened_by: str = ""
     playbook: PlaybookRef | None = None
     evidence_summary: str = ""
     evidence: Evidence | None = None

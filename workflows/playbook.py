@@ -18,7 +18,6 @@ and the interpreter validates it again once the templates are rendered.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -26,6 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from temporalio.common import RetryPolicy
 
+from workflows import regex
 from workflows.conditions import Condition
 from workflows.durations import Duration
 from workflows.matching import Match
@@ -79,11 +79,8 @@ class ParamSpec(BaseModel):
     @model_validator(mode="after")
     def _pattern_fits_default(self) -> ParamSpec:
         if self.pattern:
-            try:
-                compiled = re.compile(self.pattern)
-            except re.error as err:
-                raise ValueError(f"bad pattern {self.pattern!r}: {err}") from err
-            if self.default is not None and not compiled.fullmatch(str(self.default)):
+            regex.compile_pattern(self.pattern)
+            if self.default is not None and not regex.fullmatch(self.pattern, str(self.default)):
                 raise ValueError(f"default {self.default!r} does not match pattern {self.pattern!r}")
         return self
 
@@ -251,7 +248,7 @@ def resolve_params(
         else:
             source = f"{label!r} label" + (f" or {spec.annotation!r} annotation" if spec.annotation else "")
             raise ParamError(f"param {name}: no default and the alert has no {source}")
-        if spec.pattern and not re.fullmatch(spec.pattern, str(value)):
+        if spec.pattern and not regex.fullmatch(spec.pattern, str(value)):
             raise ParamError(f"param {name}: {value!r} does not match {spec.pattern!r}")
         values[name] = value
     return values

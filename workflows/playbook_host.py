@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from workflows.actions import ActionSpec
+from workflows.actions import ActionSpec, Risk
+from workflows.activity_names import ExecutorOp, executor_op
 from workflows.checks import CHECK_OUTPUTS, CheckSpec
 from workflows.models import ActionOutcome, ActionRequest, Alert, Phase
 from workflows.playbook import StepBase
@@ -33,6 +34,9 @@ READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=
 APPLY_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
 MIN_WAIT = timedelta(seconds=1)  # a policy wait never spins, even on stale counts
 SUMMARY_CHARS = 400
+# Kubernetes checks once called activities named like their kind (`kubernetes.logs`), which no worker
+# registers; runs from before this patch replay with those names.
+KUBE_READ_NAMES = "kube-read-activity-names"
 
 
 @dataclass(frozen=True)
@@ -68,17 +72,18 @@ async def execute_check(
     incident_id: str, alert: Alert, step: str, check: CheckSpec, call: CallOptions
 ) -> BaseModel:
     """The activity call behind a check, for hosts (see workflows/checks.py)."""
-    return await call.execute(
-        check.activity, check.request(incident_id, step, alert), CHECK_OUTPUTS[check.type]
-    )
+    activity = check.activity
+    if check.type.startswith("kubernetes.") and not workflow.patched(KUBE_READ_NAMES):
+        activity = check.type  # what runs started before the fix asked for (and no worker registered)
+    return await call.execute(activity, check.request(incident_id, step, alert), CHECK_OUTPUTS[check.type])
 
 
 async def execute_op(
-    incident_id: str, step: str, action: ActionSpec, op: str, call: CallOptions
+    incident_id: str, step: str, action: ActionSpec, op: ExecutorOp, call: CallOptions
 ) -> ActionOutcome:
     """`<executor>.<op>` (preview, apply, rollback) for hosts."""
     request = ActionRequest(incident_id=incident_id, step=step, action=action)
-    return await call.execute(f"{action.executor}.{op}", request, ActionOutcome)
+    return await call.execute(executor_op(action.executor, op), request, ActionOutcome)
 
 
 class ApprovalRequest(BaseModel):
@@ -89,12 +94,19 @@ class ApprovalRequest(BaseModel):
     eligible: list[str] = []  # who may approve; empty: anyone
     approved_by: list[str] = []  # approvals already given in this run that count towards this one
     timeout: timedelta | None = None  # None: the host's own escalation chain decides
+    # The risk class decided on. None (an explicit approval step, which gates whatever follows):
+    # only approvers whose credential is not limited to some risk classes may decide.
+    risk: Risk | None = None
+    target: str = ""  # the object the gated action acts on (workflows.actions.acted_on)
 
 
 class ApprovalResult(BaseModel):
     outcome: Literal["approved", "rejected", "timeout", "resolved"]
     approvers: list[str] = []  # the distinct people who approved
     reason: str = ""
+    # Approvers limited to some risk classes, with those classes: their approval counts again later
+    # in the run only for an action of one of them.
+    limits: dict[str, list[Risk]] = {}
 
 
 class PlaybookHost(Protocol):

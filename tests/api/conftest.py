@@ -1,7 +1,9 @@
 """API test fixtures: our app served by a real uvicorn on a free port, against the real dev server.
 
 Two apps on two task queues keep the tests apart: `idle` has no worker, so incidents stay exactly
-as the API left them; `live` has a real worker, so incidents progress and answer queries.
+as the API left them; `live` has a real worker, so incidents progress and answer queries. Both check
+API keys from the session's key file; the HTTP clients sign each request with the key of the least
+powerful role its route should accept (tests/credentials.py).
 """
 
 from __future__ import annotations
@@ -18,14 +20,19 @@ from temporalio.client import Client
 
 from api.app import create_app
 from tests.api.support import LIVE_RESTART, LIVE_SERVICE, LiveService, serve, serve_directory
+from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer
 from worker.main import build_worker
 from worker.settings import Settings
 
 
 @pytest.fixture(scope="session")
-def idle_settings() -> Settings:
-    return Settings(task_queue=f"api-idle-{uuid.uuid4().hex[:8]}", api_temporal_timeout=timedelta(seconds=2))
+def idle_settings(api_keys: ApiKeys) -> Settings:
+    return Settings(
+        task_queue=f"api-idle-{uuid.uuid4().hex[:8]}",
+        api_temporal_timeout=timedelta(seconds=2),
+        api_keys_file=api_keys.path,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +42,8 @@ async def idle_api(dev_server: DevServer, idle_settings: Settings) -> AsyncItera
 
 
 @pytest.fixture(scope="session")
-async def idle_http(idle_api: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=idle_api, timeout=30) as http:
+async def idle_http(idle_api: str, api_keys: ApiKeys) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=idle_api, timeout=30, auth=ByRoute(api_keys)) as http:
         yield http
 
 
@@ -48,7 +55,9 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServi
 
 
 @pytest.fixture(scope="session")
-def live_settings(tmp_path_factory: pytest.TempPathFactory, live_service: LiveService) -> Settings:
+def live_settings(
+    tmp_path_factory: pytest.TempPathFactory, live_service: LiveService, api_keys: ApiKeys
+) -> Settings:
     state = tmp_path_factory.mktemp("api-live")
     inventory = state / "inventory.yml"
     restart = LIVE_RESTART.format(root=live_service.root)
@@ -62,6 +71,8 @@ def live_settings(tmp_path_factory: pytest.TempPathFactory, live_service: LiveSe
         state_dir=state,
         ansible_inventory=str(inventory),
         verify_timeout=timedelta(seconds=20),
+        api_keys_file=api_keys.path,
+        probe_allow=["127.0.0.1"],  # the live service
     )
 
 
@@ -79,6 +90,6 @@ async def live_api(dev_server: DevServer, live_settings: Settings, live_worker: 
 
 
 @pytest.fixture(scope="session")
-async def live_http(live_api: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live_api, timeout=60) as http:
+async def live_http(live_api: str, api_keys: ApiKeys) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_api, timeout=60, auth=ByRoute(api_keys)) as http:
         yield http

@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from worker.devserver import free_port
-from workflows.models import IncidentState, Phase
+from workflows.models import IncidentState, Phase, prometheus_fingerprint
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The service the live tests' alerts name; the test inventory "restarts" it for one incident (below).
@@ -69,10 +69,14 @@ def uniquely(payload: Any, token: str | None = None) -> Any:
     token = token or uuid.uuid4().hex[:8]
     payload = copy.deepcopy(payload)
     alerts = payload.get("alerts", [payload]) if isinstance(payload, dict) else payload
+    webhook = isinstance(payload, dict) and "version" in payload
     for alert in alerts:
         alert.setdefault("labels", {})["test_run"] = token
         if alert.get("fingerprint"):
-            alert["fingerprint"] = f"{alert['fingerprint']}-{token}"
+            # Alertmanager and Grafana fingerprints name their labels, so they change with them.
+            alert["fingerprint"] = (
+                prometheus_fingerprint(alert["labels"]) if webhook else f"{alert['fingerprint']}-{token}"
+            )
     return payload
 
 

@@ -1,8 +1,13 @@
-"""The real Prometheus Alertmanager delivering to our API: one incident per alert, resolutions arrive."""
+"""The real Prometheus Alertmanager delivering to our API: one incident per alert, resolutions arrive.
+
+Alertmanager authenticates with a sender key, as `http_config.authorization` (Bearer) or as
+`basic_auth` (the key as password); without one it gets 401s, and it keeps retrying.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import uuid
@@ -16,11 +21,13 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 import yaml
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.app import create_app
-from tests.api.support import LIVE_SERVICE, state_of, wait_for, wait_for_phase
-from worker.devserver import free_port
+from tests.api.support import LIVE_SERVICE, serve, state_of, wait_for, wait_for_phase
+from tests.credentials import ApiKeys
+from worker.devserver import DevServer, free_port
 from worker.settings import REPO_ROOT, Settings
 from workflows.models import Phase
 
@@ -38,7 +45,10 @@ receivers:
     webhook_configs:
       - url: {url}/alerts/alertmanager
         send_resolved: true
-"""
+{http_config}"""
+# What goes under the webhook (indented to it); {key} is the sender's API key.
+BEARER = "        http_config:\n          authorization: {{credentials: {key}}}\n"
+BASIC = "        http_config:\n          basic_auth: {{username: alertmanager, password: {key}}}\n"
 
 
 EXAMPLE = REPO_ROOT / "deploy" / "alertmanager.yml"
@@ -62,6 +72,8 @@ def test_example_config_is_valid_and_points_at_our_route() -> None:
     path = urlparse(hook["url"]).path
     assert path == "/alerts/alertmanager"
     assert "post" in create_app(Settings()).openapi()["paths"][path]
+    # The example authenticates: a key file Alertmanager reads, sent as `Authorization: Bearer`.
+    assert hook["http_config"]["authorization"]["credentials_file"]
 
 
 @dataclass
@@ -82,10 +94,10 @@ class Alertmanager:
         return {a["labels"]["instance"]: a["fingerprint"] for a in response.json()}
 
 
-@pytest.fixture
-async def alertmanager(live_api: str, tmp_path: Path) -> AsyncIterator[Alertmanager]:
+@contextlib.asynccontextmanager
+async def running_alertmanager(api: str, tmp_path: Path, http_config: str) -> AsyncIterator[Alertmanager]:
     config = tmp_path / "alertmanager.yml"
-    config.write_text(CONFIG.format(url=live_api))
+    config.write_text(CONFIG.format(url=api, http_config=http_config))
     port = free_port()
     log = (tmp_path / "alertmanager.log").open("wb")
     process = subprocess.Popen(
@@ -118,6 +130,12 @@ async def alertmanager(live_api: str, tmp_path: Path) -> AsyncIterator[Alertmana
         process.terminate()
         process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture
+async def alertmanager(live_api: str, tmp_path: Path, api_keys: ApiKeys) -> AsyncIterator[Alertmanager]:
+    async with running_alertmanager(live_api, tmp_path, BEARER.format(key=api_keys.keys["sender"])) as am:
+        yield am
 
 
 def alerts(environment: str, ends_at: datetime | None = None) -> list[dict[str, Any]]:
@@ -187,3 +205,63 @@ async def test_alertmanager_webhooks_make_one_incident_per_alert_and_resolve_the
 async def _both(alertmanager: Alertmanager, environment: str) -> dict[str, str] | None:
     fingerprints = await alertmanager.fingerprints(environment)
     return fingerprints if len(fingerprints) == 2 else None
+
+
+class Recorder:
+    """Wraps the app at the ASGI edge and records the status of every alert delivery that reached it."""
+
+    def __init__(self, app: ASGIApp, statuses: list[int]) -> None:
+        self.app = app
+        self.statuses = statuses
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and scope["path"] == "/alerts/alertmanager":
+                self.statuses.append(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
+
+
+@pytest.mark.parametrize(
+    ("http_config", "accepted"),
+    [(BEARER, True), (BASIC, True), ("", False), (BASIC.replace("{key}", "rmd_0_wrong"), False)],
+)
+async def test_alertmanager_with_a_key_succeeds_and_without_gets_401_and_retries(
+    dev_server: DevServer,
+    live_settings: Settings,
+    api_keys: ApiKeys,
+    dev_client: Client,
+    tmp_path: Path,
+    http_config: str,
+    accepted: bool,
+) -> None:
+    statuses: list[int] = []
+    app = create_app(live_settings, dev_server.address)
+    app.add_middleware(Recorder, statuses=statuses)
+    # An alert name of its own (no playbook knows it): its incidents are found by AlertName alone.
+    name = f"AuthCheck{uuid.uuid4().hex[:8]}"
+    batch = [{**alert, "labels": {**alert["labels"], "alertname": name}} for alert in alerts("auth")]
+    async with (
+        serve(app) as url,
+        running_alertmanager(url, tmp_path, http_config.format(key=api_keys.keys["sender"])) as am,
+    ):
+        await am.post(batch)
+        if accepted:
+            started = await wait_for(lambda: _named(dev_client, name, 2), timeout=30)
+            assert len(started) == 2 and set(statuses) == {202}, statuses
+            return
+        # Refused with 401, and Alertmanager keeps trying: every group interval it sends again.
+        await wait_for(lambda: _at_least(statuses, 3), timeout=30)
+    assert set(statuses) == {401}, statuses
+    assert await _named(dev_client, name, 0) == []
+
+
+async def _named(client: Client, alertname: str, count: int) -> list[str] | None:
+    query = f"WorkflowType='IncidentWorkflow' AND AlertName='{alertname}'"
+    found = [execution.id async for execution in client.list_workflows(query)]
+    return found if len(found) == count else None
+
+
+async def _at_least(statuses: list[int], count: int) -> bool:
+    return len(statuses) >= count

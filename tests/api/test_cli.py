@@ -14,6 +14,7 @@ from typer.testing import CliRunner, Result
 
 from api.cli import app
 from tests.api.support import LIVE_SERVICE, LiveService, load, uniquely, wait_for, wait_for_phase
+from tests.credentials import APPROVERS, ApiKeys, ByRoute
 from worker.devserver import free_port
 from workflows.models import Phase
 
@@ -23,9 +24,34 @@ runner = CliRunner()
 INCIDENT_ID = re.compile(r"incident-[A-Za-z0-9._-]+")
 
 
+KEYS: list[ApiKeys] = []  # the session's keys, for `cli` (shared with tests/operations)
+
+
+@pytest.fixture(autouse=True)
+def cli_keys(api_keys: ApiKeys) -> None:
+    KEYS[:] = [api_keys]
+
+
+def key_for(args: tuple[str, ...]) -> str:
+    """REMEDIATOR_API_KEY as each person would set it: the sender's for alerts, the approver's own."""
+    keys = KEYS[0]
+    if args[:1] == ("alert",):
+        return keys.keys["sender"]
+    if args[:1] == ("run",) or args[:2] in (
+        ("schedule", "create"),
+        ("schedule", "delete"),
+        ("schedule", "trigger"),
+    ):
+        return keys.keys["operator"]
+    if args[:1] in (("approve",), ("reject",)):
+        named = args[args.index("--as") + 1] if "--as" in args else "alice"
+        return keys.keys[named if named in APPROVERS else "alice"]
+    return keys.keys["viewer"]
+
+
 async def cli(*args: str, env: dict[str, str] | None = None) -> Result:
     """Run `remediator ARGS` in a thread, so this event loop keeps serving the API and the worker."""
-    wide = {"COLUMNS": "250", **(env or {})}
+    wide = {"COLUMNS": "250", "REMEDIATOR_API_KEY": key_for(args), **(env or {})}
     return await asyncio.to_thread(runner.invoke, app, list(args), env=wide)
 
 
@@ -128,7 +154,7 @@ async def test_send_list_show_approve_and_reject(
 
 
 async def wait_for_phase_via_api(api: str, incident_id: str, phase: Phase = Phase.AWAITING_APPROVAL) -> None:
-    async with httpx.AsyncClient(base_url=api, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=api, timeout=30, auth=ByRoute(KEYS[0])) as http:
         await wait_for_phase(http, incident_id, phase)
 
 

@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from tests.api.support import load, serve, uniquely, wait_for
+from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer, free_port
 from worker.settings import Settings
 from workflows import search_attributes as sa
@@ -236,14 +237,14 @@ async def test_ready_when_temporal_answers(idle_http: httpx.AsyncClient, dev_ser
     assert (await idle_http.get("/healthz")).json() == {"status": "ok"}
 
 
-async def test_temporal_down_is_503_until_it_comes_up(tmp_path: Any) -> None:
+async def test_temporal_down_is_503_until_it_comes_up(tmp_path: Any, api_keys: ApiKeys) -> None:
     """The API starts without Temporal, answers 503 (so senders retry), and works once it is up."""
     port = free_port()
-    settings = Settings(task_queue=f"api-late-{port}")
+    settings = Settings(task_queue=f"api-late-{port}", api_keys_file=api_keys.path)
     alert = {"alertname": "Late", "labels": {"run": uuid.uuid4().hex}}
     async with (
         serve(create_app(settings, f"127.0.0.1:{port}")) as url,
-        httpx.AsyncClient(base_url=url) as http,
+        httpx.AsyncClient(base_url=url, auth=ByRoute(api_keys)) as http,
     ):
         assert (await http.get("/healthz")).status_code == 200
         for response in (

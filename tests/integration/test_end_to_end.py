@@ -25,10 +25,12 @@ import pytest
 import uvicorn
 
 from api.app import create_app
+from tests.credentials import ApiKeys, ByRoute
 from worker.client import connect
 from worker.devserver import DevServer, free_port
 from worker.main import build_worker
 from worker.settings import REPO_ROOT, Settings
+from workflows.models import prometheus_fingerprint
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
 
@@ -70,7 +72,10 @@ def fast_playbooks(directory: Path) -> Path:
 
 @pytest.fixture(scope="module")
 async def stack(
-    dev_server: DevServer, service: tuple[int, Path], tmp_path_factory: pytest.TempPathFactory
+    dev_server: DevServer,
+    service: tuple[int, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+    api_keys: ApiKeys,
 ) -> AsyncIterator[Stack]:
     port, root = service
     state = tmp_path_factory.mktemp("state")
@@ -92,6 +97,8 @@ async def stack(
         ansible_inventory=str(inventory),
         verify_timeout=timedelta(seconds=8),
         playbook_dir=fast_playbooks(tmp_path_factory.mktemp("playbooks")),
+        api_keys_file=api_keys.path,
+        probe_allow=["127.0.0.1"],  # the test's web service
     )
     os.environ.pop("REMEDIATOR_AUTO_APPROVE", None)
     api_port = free_port()
@@ -106,14 +113,15 @@ async def stack(
         tasks = [asyncio.create_task(worker.run()), asyncio.create_task(server.serve())]
         while not server.started:
             await asyncio.sleep(0.05)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as api:
+        base_url = f"http://127.0.0.1:{api_port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=30, auth=ByRoute(api_keys)) as api:
             yield Stack(api=api, service_port=port, rollback_log=rollback_log)
         server.should_exit = True
         await worker.shutdown()
         await asyncio.gather(*tasks)
 
 
-def webhook(service: str, port: int, fingerprint: str) -> dict[str, object]:
+def webhook(service: str, port: int) -> dict[str, object]:
     """An Alertmanager v4 webhook, as Alertmanager 0.25 sends it."""
     labels = {"alertname": "ServiceDown", "service": service, "severity": "critical", "job": service}
     return {
@@ -137,7 +145,7 @@ def webhook(service: str, port: int, fingerprint: str) -> dict[str, object]:
                 "startsAt": "2026-11-21T10:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prometheus.example:9090/graph",
-                "fingerprint": fingerprint,
+                "fingerprint": prometheus_fingerprint(labels),
             }
         ],
     }
@@ -173,9 +181,9 @@ async def test_webhook_to_verified_fix(stack: Stack, service: tuple[int, Path]) 
         async with httpx.AsyncClient() as probe:
             await probe.get(f"http://127.0.0.1:{port}/health")
 
-    response = await stack.api.post("/alerts/alertmanager", json=webhook("web", port, "e2e0000000000001"))
+    response = await stack.api.post("/alerts/alertmanager", json=webhook("web", port))
     assert response.status_code in (200, 202), response.text
-    incident = "incident-e2e0000000000001"
+    incident = response.json()[0]["incident_id"]
 
     waiting = await wait_for_phase(stack.api, incident, {"AwaitingApproval"})
     assert waiting["plan"]["actions"][0]["preview"]["ok"] is True  # the check-mode run succeeded
@@ -200,11 +208,9 @@ async def test_webhook_to_verified_fix(stack: Stack, service: tuple[int, Path]) 
 
 async def test_failed_verification_rolls_back(stack: Stack) -> None:
     dead_port = free_port()  # the "broken" service's restart command does nothing, so it never heals
-    response = await stack.api.post(
-        "/alerts/alertmanager", json=webhook("broken", dead_port, "e2e0000000000002")
-    )
+    response = await stack.api.post("/alerts/alertmanager", json=webhook("broken", dead_port))
     assert response.status_code in (200, 202), response.text
-    incident = "incident-e2e0000000000002"
+    incident = response.json()[0]["incident_id"]
     await wait_for_phase(stack.api, incident, {"AwaitingApproval"})
     await stack.api.post(f"/incidents/{incident}/approve", json={"approver": "bob"})
 

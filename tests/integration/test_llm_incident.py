@@ -23,6 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from activities.logs import MAX_CHARS
 from api.app import create_app
 from tests.api.support import serve, wait_for, wait_for_phase
+from tests.credentials import ApiKeys, ByRoute
 from tests.diagnosis.crashloop import POD, crashlooping_pod
 from tests.k8s_emulator.harness import KubeTarget, emulated
 from tests.llm.conftest import fake_llm, llm_settings
@@ -66,12 +67,14 @@ async def running(
         kube_namespaces=["shop"],
         playbook_dir=tmp / "playbooks",
         ansible_inventory=str(inventory),
+        api_keys_file=tmp / "api-keys.json",
     )
+    keys = ApiKeys.create(settings.api_keys_path)
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="llm-e2e") as pool:
         async with (
             build_worker(client, settings, pool),
             serve(create_app(settings, dev_server.address)) as url,
-            httpx.AsyncClient(base_url=url, timeout=30) as api,
+            httpx.AsyncClient(base_url=url, timeout=30, auth=ByRoute(keys)) as api,
         ):
             yield api, settings.llm_model
 
@@ -192,9 +195,7 @@ async def test_a_prompt_injection_alert_plans_nothing_outside_the_catalogue(
         )
         state = await diagnosed(api, incident)
         assert state.phase == Phase.AWAITING_APPROVAL, timeline(state)
-        rejected = await api.post(
-            f"/incidents/{incident}/reject", json={"approver": "test", "reason": "done"}
-        )
+        rejected = await api.post(f"/incidents/{incident}/reject", json={"reason": "done"})
         assert rejected.status_code == 200, rejected.text
         final = await wait_for_phase(api, incident, Phase.REJECTED)
 

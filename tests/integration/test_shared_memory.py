@@ -15,6 +15,7 @@ from temporalio.client import Client
 from activities.memory import build_store
 from api.app import create_app
 from tests.api.support import serve, wait_for, wait_for_phase
+from tests.credentials import ApiKeys, ByRoute
 from tests.memory.conftest import backend_settings, fake_qdrant
 from tests.memory.fake_qdrant import FakeQdrant
 from worker.devserver import DevServer
@@ -35,7 +36,9 @@ async def test_an_incident_closed_on_one_machine_is_recalled_on_another(
         fake_qdrant,
         task_queue=f"shared-memory-{uuid.uuid4().hex[:8]}",
         playbook_dir=tmp_path / "no-playbooks",
+        api_keys_file=tmp_path / "api-keys.json",
     )
+    keys = ApiKeys.create(first.api_keys_path)
     (tmp_path / "no-playbooks").mkdir()
     service = f"ledger-{uuid.uuid4().hex[:6]}"
     alert = {
@@ -48,7 +51,7 @@ async def test_an_incident_closed_on_one_machine_is_recalled_on_another(
         async with (
             build_worker(dev_client, first, pool),
             serve(create_app(first, dev_server.address)) as url,
-            httpx.AsyncClient(base_url=url, timeout=30) as api,
+            httpx.AsyncClient(base_url=url, timeout=30, auth=ByRoute(keys)) as api,
         ):
             posted = await api.post("/alerts", json=alert)
             assert posted.status_code == 202, posted.text

@@ -47,7 +47,7 @@ async def test_without_prometheus_the_tool_fails_for_good(tmp_path: Path) -> Non
 
 
 async def test_probe(fake_llm: FakeOpenAI, tmp_path: Path) -> None:
-    probe = ProbeActivities(Settings(state_dir=tmp_path))
+    probe = ProbeActivities(Settings(state_dir=tmp_path, probe_allow=["127.0.0.1"]))
     down = await probe.probe(ProbeRequest(url=f"{fake_llm.root}/health/503"))
     up = await probe.probe(ProbeRequest(url=f"{fake_llm.root}/health/200"))
     refused = await probe.probe(ProbeRequest(url=f"http://127.0.0.1:{free_port()}/health"))

@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from tests.credentials import ApiKeys
 from worker.settings import Settings
 
 LOGS = (
@@ -18,9 +19,11 @@ LOGS = (
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[TestClient]:
-    # The logs route needs no Temporal; without `with`, the lifespan (and its lazy client) never starts.
-    yield TestClient(create_app(Settings(max_body_bytes=64 * 1024)))
+def http(api_keys: ApiKeys) -> Iterator[TestClient]:
+    # The logs route needs no Temporal: the lifespan's client is lazy and never connects.
+    settings = Settings(max_body_bytes=64 * 1024, api_keys_file=api_keys.path)
+    with TestClient(create_app(settings), headers=api_keys.headers("viewer")) as client:
+        yield client
 
 
 def test_raw_body(http: TestClient) -> None:

@@ -19,6 +19,8 @@ from temporalio.client import Client
 
 from api.app import create_app
 from tests.api.support import serve
+from tests.api.test_cli import KEYS
+from tests.credentials import ApiKeys
 from worker.devserver import DevServer
 from worker.main import build_worker
 from worker.settings import Settings
@@ -53,12 +55,19 @@ def ops_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def cli_keys(api_keys: ApiKeys) -> None:
+    """`cli` (from tests/api/test_cli.py) signs each command with the key its user would hold."""
+    KEYS[:] = [api_keys]
+
+
 @pytest.fixture(scope="module")
-def ops_settings(ops_dir: Path) -> Settings:
+def ops_settings(ops_dir: Path, api_keys: ApiKeys) -> Settings:
     return Settings(
         task_queue=f"ops-live-{uuid.uuid4().hex[:8]}",
         state_dir=ops_dir,
         ansible_inventory=str(ops_dir / "inventory.yml"),
+        api_keys_file=api_keys.path,
     )
 
 

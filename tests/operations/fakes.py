@@ -14,13 +14,21 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from tests.registration import fake
 from worker.playbooks import load_playbook
 from worker.settings import REPO_ROOT
+from workflows.activity_names import (
+    ANSIBLE_APPLY,
+    ANSIBLE_SNAPSHOT,
+    NOTIFY,
+    PROBE_HTTP,
+    ExecutorOp,
+    executor_op,
+)
 from workflows.investigation_models import ProbeRequest
 from workflows.models import ActionOutcome, ActionRequest, PhaseChange, ProbeResult
 from workflows.operation import OperationTargetWorkflow, OperationWorkflow
@@ -63,7 +71,7 @@ class OpsFakes:
     max_in_flight: int = 0
 
     def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="probe.http")
+        @fake(PROBE_HTTP)
         async def probe(request: ProbeRequest) -> ProbeResult:
             self.calls.append(f"probe.http:{request.url}")
             if any(name in request.url for name in self.unhealthy):
@@ -71,16 +79,16 @@ class OpsFakes:
             latency = 5000.0 if any(name in request.url for name in self.slow) else 12.0
             return ProbeResult(url=request.url, ok=True, status=200, latency_ms=latency)
 
-        @activity.defn(name="notify")
+        @fake(NOTIFY)
         async def notify(change: PhaseChange) -> None:
             self.calls.append(f"notify:{change.phase}")
 
-        @activity.defn(name="ansible.snapshot")
+        @fake(ANSIBLE_SNAPSHOT)
         async def snapshot(request: ActionRequest) -> dict[str, Any]:
             self.calls.append(f"ansible.snapshot:{request.action.limit}")
             return {}
 
-        @activity.defn(name="ansible.apply")
+        @fake(ANSIBLE_APPLY)
         async def apply(request: ActionRequest) -> ActionOutcome:
             target = request.action.limit
             self.calls.append(f"ansible.apply:{target}")
@@ -95,12 +103,12 @@ class OpsFakes:
                 raise ApplicationError(f"{target} did not come back", non_retryable=True)
             return ActionOutcome(ok=True, summary=f"restarted on {target}", changed=True)
 
-        def op(name: str) -> Callable[..., Any]:
+        def op(name: ExecutorOp) -> Callable[..., Any]:
             async def run(request: ActionRequest) -> ActionOutcome:
                 self.calls.append(f"ansible.{name}:{request.action.limit}")
                 return ActionOutcome(ok=True, summary=f"{name} on {request.action.limit}")
 
-            return activity.defn(name=f"ansible.{name}")(run)
+            return fake(executor_op("ansible", name))(run)
 
         return [probe, notify, snapshot, apply, op("preview"), op("rollback")]
 

@@ -13,13 +13,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio import activity, workflow
+from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 with workflow.unsafe.imports_passed_through():
+    from tests.registration import fake
     from workflows.actions import ActionSpec
+    from workflows.activity_names import (
+        EXECUTORS,
+        GATHER_EVIDENCE,
+        METRICS_QUERY,
+        PROBE_HTTP,
+        ExecutorOp,
+        executor_op,
+    )
     from workflows.checks import CheckSpec
     from workflows.interpreter import PlaybookInterpreter
     from workflows.investigation_models import ProbeRequest, PromQuery
@@ -44,8 +53,6 @@ with workflow.unsafe.imports_passed_through():
         execute_op,
     )
     from workflows.policy import Policy, Usage
-
-EXECUTORS = ("ansible", "kubernetes", "terraform")
 
 
 class HostInput(BaseModel):
@@ -89,7 +96,9 @@ class PlaybookTestHost:
     async def run(self, inp: HostInput) -> HostReport:
         self._usages = list(inp.usages)
         self._alert = inp.alert
-        interpreter = PlaybookInterpreter(self, inp.pinned, inp.policy, inp.alert, inp.diagnosis, inp.dry_run)
+        interpreter = PlaybookInterpreter(
+            self, inp.pinned, inp.policy, inp.alert, inp.diagnosis, dry_run=inp.dry_run
+        )
         result = await interpreter.run()
         return HostReport(
             result=result,
@@ -201,26 +210,26 @@ class Fakes:
         return script.pop(0) if len(script) > 1 else script[0]
 
     def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="probe.http")
+        @fake(PROBE_HTTP)
         async def probe(request: ProbeRequest) -> ProbeResult:
-            self.calls.append("probe.http")
+            self.calls.append(PROBE_HTTP)
             ok = self._next(self.probes)
             return ProbeResult(url=request.url, ok=ok, status=200 if ok else 503)
 
-        @activity.defn(name="metrics.query")
+        @fake(METRICS_QUERY)
         async def query(request: PromQuery) -> MetricSample:
-            self.calls.append("metrics.query")
+            self.calls.append(METRICS_QUERY)
             return MetricSample(query=request.query, kind="instant", value=self._next(self.metrics))
 
-        @activity.defn(name="gather_evidence")
+        @fake(GATHER_EVIDENCE)
         async def gather(alert: Alert) -> Evidence:
-            self.calls.append("gather_evidence")
+            self.calls.append(GATHER_EVIDENCE)
             return self.evidence
 
         return [probe, query, gather, *(fn for kind in EXECUTORS for fn in self._executor(kind))]
 
     def _executor(self, kind: str) -> list[Callable[..., Any]]:
-        def op(name: str) -> Callable[..., Any]:
+        def op(name: ExecutorOp) -> Callable[..., Any]:
             async def run(request: ActionRequest) -> ActionOutcome:
                 self.calls.append(f"{kind}.{name}:{request.step}")
                 if name == "apply":
@@ -231,9 +240,9 @@ class Fakes:
                     ok=True, summary=f"{name} {request.action.name}", changed=name == "apply"
                 )
 
-            return activity.defn(name=f"{kind}.{name}")(run)
+            return fake(executor_op(kind, name))(run)
 
-        @activity.defn(name=f"{kind}.snapshot")
+        @fake(executor_op(kind, "snapshot"))
         async def snapshot(request: ActionRequest) -> dict[str, Any]:
             self.calls.append(f"{kind}.snapshot:{request.step}")
             return {"before": "state"}

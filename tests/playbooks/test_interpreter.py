@@ -60,7 +60,8 @@ async def waiting_for(handle: WorkflowHandle[Any, HostReport], step: str) -> Non
     raise AssertionError(f"the host never waited for approval of {step}")
 
 
-RESTART = pin(playbook([ansible("restart")]))
+# With a verify step: a change auto-approves only when the playbook can verify the fix.
+RESTART = pin(playbook([ansible("restart"), probe_verify()]))
 CHECK_DECIDE_ACT = playbook(
     [
         {"id": "probe", "kind": "check", "check": {"type": "probe", "url": "http://svc/health"}},
@@ -410,7 +411,7 @@ async def test_missing_param_label_fails_before_any_step(time_env: WorkflowEnvir
 async def test_templates_keep_types_and_the_rendered_action_is_validated(
     time_env: WorkflowEnvironment,
 ) -> None:
-    book = playbook([scale("out", replicas="${params.replicas}")], params={"replicas": 3})
+    book = playbook([scale("out", replicas="${params.replicas}"), probe_verify()], params={"replicas": 3})
     fakes = Fakes()
     report = await run_to_end(time_env, fakes, HostInput(pinned=pin(book), alert=alert(**DEV, replicas="5")))
     assert report.result.outcome == "resolved"
@@ -440,6 +441,7 @@ async def test_recent_rollout_decides_with_the_current_time(time_env: WorkflowEn
                 "then": [scale("undo")],
                 "else": [ansible("restart")],
             },
+            probe_verify(),
         ]
     )
     now = await time_env.get_current_time()
@@ -447,11 +449,11 @@ async def test_recent_rollout_decides_with_the_current_time(time_env: WorkflowEn
     report = await run_to_end(
         time_env, Fakes(evidence=fresh), HostInput(pinned=pin(book), alert=alert(**DEV))
     )
-    assert [r.step for r in report.result.path] == ["ev", "recent", "undo"]
+    assert [r.step for r in report.result.path] == ["ev", "recent", "undo", "healthy"]
 
     old = Evidence(deployments=[{"name": "web", "changed_at": now - timedelta(days=2)}])
     report = await run_to_end(time_env, Fakes(evidence=old), HostInput(pinned=pin(book), alert=alert(**DEV)))
-    assert [r.step for r in report.result.path] == ["ev", "recent", "restart"]
+    assert [r.step for r in report.result.path] == ["ev", "recent", "restart", "healthy"]
 
     none = await run_to_end(time_env, Fakes(), HostInput(pinned=pin(book), alert=alert(**DEV)))
     assert "exists(${steps.ev.deployments.0.changed_at}) -> false" in detail(none, "decide recent: else")

@@ -1,5 +1,6 @@
 """Record IncidentWorkflow histories for the replay test: `python -m tests.replay.record`.
 
+`python -m tests.replay.record v3 playbook_crashloop` records only the cases named.
 Re-record only for a new workflow version, and keep the old files: they are what running
 incidents look like, and `workflow.patched` must keep replaying them.
 """
@@ -33,6 +34,7 @@ from tests.workflows.fakes import (
     worker,
 )
 from worker.client import register_search_attributes
+from workflows.activity_names import KUBE_EVENTS, KUBE_LOGS, KUBE_ROLLOUT_HISTORY, METRICS_QUERY
 from workflows.incident import IncidentWorkflow
 from workflows.models import Decision, Phase
 from workflows.playbook import PinnedPlaybook
@@ -113,6 +115,25 @@ CASES: dict[str, Case] = {
         Policy(limits={"actions_per_service_per_hour": 1}, max_wait="2h"),
         before=1,
     ),
+    # v3 on: Kubernetes checks call the kube_* reads (playbook_host.KUBE_READ_NAMES).
+    "playbook_crashloop": Case(
+        Fakes(
+            reads={
+                KUBE_LOGS: [{"lines": ["panic: config key DATABASE_URL missing"]}],
+                KUBE_EVENTS: [{"events": [{"type": "Warning", "reason": "BackOff"}]}],
+                KUBE_ROLLOUT_HISTORY: [{"revisions": [{"name": "web-7f8a", "revision": 4}]}],
+                METRICS_QUERY: [{"value": 0}],
+            }
+        ),
+        approve,
+        "kube_pod_crash_looping.yaml",
+        labels={
+            "alertname": "KubePodCrashLooping",
+            "namespace": "shop",
+            "pod": "web-7f8a-x1",
+            "deployment": "web",
+        },
+    ),
 }
 
 
@@ -132,7 +153,8 @@ async def run_case(env: WorkflowEnvironment, case: Case) -> WorkflowHandle[Any, 
     return handle
 
 
-async def main(version: str) -> None:
+async def main(version: str, names: list[str]) -> None:
+    """Record `names` (every case when none) as `<version>-<name>.json`."""
     binary = shutil.which("temporal-test-server") or str(Path(sys.executable).parent / "temporal-test-server")
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary, data_converter=pydantic_data_converter
@@ -140,6 +162,8 @@ async def main(version: str) -> None:
     await register_search_attributes(env.client)
     HISTORIES.mkdir(exist_ok=True)
     for name, case in CASES.items():
+        if names and name not in names:
+            continue
         handle = await run_case(env, case)
         history = await handle.fetch_history()
         (HISTORIES / f"{version}-{name}.json").write_text(history.to_json())
@@ -148,4 +172,4 @@ async def main(version: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "v1"))
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "v1", sys.argv[2:]))

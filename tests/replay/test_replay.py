@@ -33,6 +33,8 @@ def test_histories_cover_every_ending() -> None:
     # v1: before playbooks (incidents started then replay the catalogue path); v2: playbooks and policy.
     assert endings("v1") >= CATALOGUE_ENDINGS
     assert endings("v2") >= CATALOGUE_ENDINGS | PLAYBOOK_ENDINGS
+    # v3: Kubernetes checks call the registered kube_* reads (workflows/playbook_host.KUBE_READ_NAMES).
+    assert "playbook_crashloop" in endings("v3")
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

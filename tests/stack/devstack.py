@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +64,7 @@ class Dev:
     ui_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    reader_key: str = ""  # what `incident` reads with (set once the stack has made its key file)
 
     @property
     def api(self) -> str:
@@ -116,8 +118,18 @@ class Dev:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout=timeout)
 
+    @property
+    def keys_file(self) -> Path:
+        return self.state_dir / "api-keys.json"
+
+    def printed_admin_key(self) -> str | None:
+        """The admin key the first start of `dev` prints (and no later start does)."""
+        found = re.search(r"export REMEDIATOR_API_KEY=(rmd_\S+)", self.output())
+        return found.group(1) if found else None
+
     def incident(self, incident_id: str) -> IncidentState | None:
-        response = httpx.get(f"{self.api}/incidents/{incident_id}", timeout=15)
+        headers = {"Authorization": f"Bearer {self.reader_key}"}
+        response = httpx.get(f"{self.api}/incidents/{incident_id}", timeout=15, headers=headers)
         return IncidentState.model_validate_json(response.content) if response.status_code == 200 else None
 
     def wait_incident(

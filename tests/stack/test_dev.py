@@ -20,7 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.auth.keys import KeyStore
 from api.demo import LABELS, SCRIPT
+from tests.credentials import ApiKeys
 from tests.stack.devstack import REMEDIATOR, Dev, alive, children, wait_for
 from worker.devserver import free_port, port_is_free
 from workflows import search_attributes as sa
@@ -59,6 +61,14 @@ def first(state_dir: Path, leftover: int) -> Iterator[Dev]:
 
 
 @pytest.fixture(scope="module")
+def keys(first: Dev) -> ApiKeys:
+    """The tests' own keys (test-sender, test-viewer ...) in the key file the first start made."""
+    made = ApiKeys.create(first.keys_file, prefix="test-")
+    first.reader_key = made.keys["viewer"]
+    return made
+
+
+@pytest.fixture(scope="module")
 def bystander() -> Iterator[subprocess.Popen[bytes]]:
     """A live process that is not the demo service, for a stale pidfile to point at."""
     proc = subprocess.Popen(["sleep", "600"])
@@ -68,11 +78,11 @@ def bystander() -> Iterator[subprocess.Popen[bytes]]:
 
 
 @pytest.fixture(scope="module")
-def second(first: Dev, state_dir: Path, bystander: subprocess.Popen[bytes]) -> Iterator[Dev]:
+def second(first: Dev, keys: ApiKeys, state_dir: Path, bystander: subprocess.Popen[bytes]) -> Iterator[Dev]:
     assert first.stop() == 0
     # A stale pidfile whose pid now belongs to someone else: the demo must not kill that process.
     (state_dir / "demo" / "service.pid").write_text(f"{bystander.pid}\n")
-    dev = Dev(state_dir, ["--auto-approve"]).start()
+    dev = Dev(state_dir, ["--auto-approve"], reader_key=keys.keys["viewer"]).start()
     yield dev
     dev.stop()
 
@@ -97,8 +107,20 @@ def test_dev_serves_api_ui_and_search_attributes(first: Dev) -> None:
     assert f"API       {first.api}" in banner and str(first.state_dir.resolve()) in banner
 
 
+def test_the_first_start_makes_an_admin_key_and_prints_it_once(first: Dev) -> None:
+    key = first.printed_admin_key()
+    assert key and first.output().count(key) == 2  # the key line and the export line
+    record = KeyStore(first.keys_file).verify(key)
+    assert record is not None and record.name == "admin" and record.roles == ["admin"]
+    assert key not in first.keys_file.read_text()
+    assert httpx.get(f"{first.api}/incidents").status_code == 401
+    assert httpx.get(f"{first.api}/auth/keys", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
 @pytest.mark.ansible
-def test_demo_outage_is_fixed_by_ansible_after_a_bare_cli_approval(first: Dev, leftover: int) -> None:
+def test_demo_outage_is_fixed_by_ansible_after_a_bare_cli_approval(
+    first: Dev, keys: ApiKeys, leftover: int
+) -> None:
     state = first.wait_incident(DEMO_ID, lambda s: s.phase == Phase.AWAITING_APPROVAL, "awaiting approval")
     assert not alive(leftover), "the demo left an earlier run's service running"
     probe_url = state.alert.annotations["probe_url"]
@@ -109,6 +131,11 @@ def test_demo_outage_is_fixed_by_ansible_after_a_bare_cli_approval(first: Dev, l
     approve = json.dumps({"approver": "alice"}, separators=(",", ":"))
     command = f"temporal workflow signal --workflow-id {DEMO_ID} --name approve --input '{approve}'"
     assert f"{command} --address {first.address}" in first.output()
+    assert f"remediator approve {DEMO_ID} --as admin --api-url {first.api}" in first.output()
+    assert '-H "Authorization: Bearer $REMEDIATOR_API_KEY"' in first.output()
+    # The demo's alert came with its own sender key, so the admin may approve what it opened.
+    sender = KeyStore(first.keys_file).active()
+    assert [r.roles for r in sender if r.name == "demo-sender"] == [["sender", "viewer"]]
     assert f"{first.ui}/namespaces/default/workflows/{DEMO_ID}" in first.output()
 
     first.temporal("workflow", "signal", "--workflow-id", DEMO_ID, "--name", "approve", "--input", approve)
@@ -125,9 +152,9 @@ def test_demo_outage_is_fixed_by_ansible_after_a_bare_cli_approval(first: Dev, l
     wait_for("the demo to tell the end", lambda: "ended Resolved" in first.output(), timeout=15)
 
 
-def test_an_incident_waits_for_approval_into_the_restart(first: Dev) -> None:
+def test_an_incident_waits_for_approval_into_the_restart(first: Dev, keys: ApiKeys) -> None:
     body = {"labels": WAITING_LABELS, "annotations": {"probe_url": "http://127.0.0.1:9/health"}}
-    response = httpx.post(f"{first.api}/alerts", json=body)
+    response = httpx.post(f"{first.api}/alerts", json=body, headers=keys.headers("sender"))
     assert response.status_code == 202 and response.json()[0]["incident_id"] == WAITING_ID
     first.wait_incident(WAITING_ID, lambda s: s.phase == Phase.AWAITING_APPROVAL, "awaiting approval")
 
@@ -152,16 +179,28 @@ def test_sigint_stops_the_worker_api_temporal_and_demo(first: Dev) -> None:
 # --- the second run on the same state dir: --auto-approve ------------------------------------
 
 
-def test_incidents_and_search_attributes_survive_a_restart(second: Dev) -> None:
+def test_incidents_and_search_attributes_survive_a_restart(first: Dev, second: Dev, keys: ApiKeys) -> None:
     listed = second.temporal("operator", "search-attribute", "list")
     assert all(re.search(rf"^\s*{key.name}\s+Keyword\b", listed, re.MULTILINE) for key in sa.ALL), listed
-    incidents = {row["incident_id"] for row in httpx.get(f"{second.api}/incidents").json()}
-    assert {DEMO_ID, WAITING_ID} <= incidents
+    incidents = httpx.get(f"{second.api}/incidents", headers=keys.headers("viewer")).json()
+    assert {DEMO_ID, WAITING_ID} <= {row["incident_id"] for row in incidents}
     state = second.incident(WAITING_ID)
     assert state and state.phase == Phase.AWAITING_APPROVAL and not state.approvals
-    # The workflow itself carried on: this run's worker takes the decision.
-    response = httpx.post(f"{second.api}/incidents/{WAITING_ID}/reject", json={"approver": "bob"})
-    assert response.status_code == 200, response.text
+    # The workflow itself carried on: this run's worker takes the decision, made with the CLI as the
+    # demo prints it and the admin key the first start printed.
+    admin = first.printed_admin_key()
+    assert admin and second.printed_admin_key() is None
+    assert f"API keys  {second.keys_file.resolve()}" in second.output()
+    env = {**os.environ, "REMEDIATOR_API_KEY": admin}
+    decided = subprocess.run(
+        [REMEDIATOR, "reject", WAITING_ID, "--as", "admin", "--reason", "test", "--api-url", second.api],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert decided.returncode == 0, decided.stderr
+    assert decided.stdout.startswith(f"rejected {WAITING_ID} as admin;"), decided.stdout
     second.wait_incident(WAITING_ID, lambda s: s.phase == Phase.REJECTED, "rejected")
 
 
@@ -181,7 +220,12 @@ def test_demo_rerun_with_auto_approve_resolves_unattended(
 
 
 def test_worker_and_api_alone_use_temporal_environment_settings(second: Dev, tmp_path: Path) -> None:
-    env = {**os.environ, "TEMPORAL_ADDRESS": second.address, "TEMPORAL_NAMESPACE": "default"}
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": second.address,
+        "TEMPORAL_NAMESPACE": "default",
+        "REMEDIATOR_API_KEYS_FILE": str(second.keys_file),
+    }
     api_port = free_port()
     out = tmp_path / "out"
     with out.open("wb") as sink:

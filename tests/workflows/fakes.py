@@ -17,15 +17,32 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from activities.limits import LimitsActivities
+from tests.registration import fake
 from worker.playbooks import load_playbook
 from worker.settings import REPO_ROOT
+from workflows.activity_names import (
+    DIAGNOSE,
+    EXECUTOR_OPS,
+    EXECUTORS,
+    GATHER_EVIDENCE,
+    KUBE_EVENTS,
+    KUBE_LOGS,
+    KUBE_ROLLOUT_HISTORY,
+    LLM_POLICY,
+    MEMORY_RECORD_INCIDENT,
+    METRICS_QUERY,
+    NOTIFY,
+    PROBE_HTTP,
+    VERIFY,
+    ExecutorOp,
+    executor_op,
+)
 from workflows.incident import IncidentWorkflow
 from workflows.investigation_models import LLMPolicy, ProbeRequest, PromQuery
 from workflows.kube_reads import (
@@ -57,7 +74,6 @@ from workflows.playbook import PinnedPlaybook
 from workflows.policy import Policy
 
 QUEUE = "incident-tests"
-EXECUTORS = ("ansible", "kubernetes", "terraform")
 PLAYBOOKS = REPO_ROOT / "playbooks"
 Answers = list[dict[str, Any]]
 
@@ -98,78 +114,77 @@ class Fakes:
         return model.model_validate({**given, **answer})
 
     def activities(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="gather_evidence")
+        @fake(GATHER_EVIDENCE)
         async def gather(alert: Alert) -> Evidence:
-            if "gather_evidence" in self.reads:
-                result: Evidence = self._read("gather_evidence", Evidence, {})
+            if GATHER_EVIDENCE in self.reads:
+                result: Evidence = self._read(GATHER_EVIDENCE, Evidence, {})
                 return result
-            self.calls.append("gather_evidence")
+            self.calls.append(GATHER_EVIDENCE)
             return Evidence(probe=ProbeResult(url="http://demo/health", ok=False, error="ConnectError"))
 
-        @activity.defn(name="diagnose")
+        @fake(DIAGNOSE)
         async def diagnose(request: DiagnoseRequest) -> Diagnosis:
-            self.calls.append("diagnose")
+            self.calls.append(DIAGNOSE)
             return self.diagnosis
 
-        @activity.defn(name="notify")
+        @fake(NOTIFY)
         async def notify(change: PhaseChange) -> str:
             self.notifications.append(change)
             return "recorded"
 
-        @activity.defn(name="verify")
+        @fake(VERIFY)
         async def verify(request: VerifyRequest) -> str:
-            self.calls.append("verify")
+            self.calls.append(VERIFY)
             if not self.verify_ok:
                 raise ApplicationError("still unhealthy", non_retryable=True)
             return "probe answered 200"
 
-        @activity.defn(name="llm.policy")
+        @fake(LLM_POLICY)
         async def llm_policy() -> LLMPolicy:
             return LLMPolicy(enabled=False)
 
-        @activity.defn(name="memory.record_incident")
+        @fake(MEMORY_RECORD_INCIDENT)
         async def remember(state: IncidentState) -> None:
             self.remembered.append(state)
 
-        ops = ("preview", "snapshot", "apply", "rollback")
-        executors = [self._executor(kind, op) for kind in EXECUTORS for op in ops]
+        executors = [self._executor(kind, op) for kind in EXECUTORS for op in EXECUTOR_OPS]
         return [gather, diagnose, notify, verify, llm_policy, remember, *self._reads(), *executors]
 
     def _reads(self) -> list[Callable[..., Any]]:
-        @activity.defn(name="probe.http")
+        @fake(PROBE_HTTP)
         async def probe(request: ProbeRequest) -> ProbeResult:
-            result: ProbeResult = self._read("probe.http", ProbeResult, {"url": request.url, "ok": False})
+            result: ProbeResult = self._read(PROBE_HTTP, ProbeResult, {"url": request.url, "ok": False})
             return result
 
-        @activity.defn(name="metrics.query")
+        @fake(METRICS_QUERY)
         async def query(request: PromQuery) -> MetricSample:
             given = {"query": request.query, "kind": "instant"}
-            result: MetricSample = self._read("metrics.query", MetricSample, given)
+            result: MetricSample = self._read(METRICS_QUERY, MetricSample, given)
             return result
 
-        @activity.defn(name="kubernetes.logs")
+        @fake(KUBE_LOGS)
         async def logs(request: LogsQuery) -> PodLogs:
             given = {"pod": request.pod, "container": request.container, "previous": request.previous}
-            result: PodLogs = self._read("kubernetes.logs", PodLogs, given)
+            result: PodLogs = self._read(KUBE_LOGS, PodLogs, given)
             return result
 
-        @activity.defn(name="kubernetes.events")
+        @fake(KUBE_EVENTS)
         async def events(request: EventsQuery) -> EventList:
-            result: EventList = self._read("kubernetes.events", EventList, {"namespace": request.namespace})
+            result: EventList = self._read(KUBE_EVENTS, EventList, {"namespace": request.namespace})
             return result
 
-        @activity.defn(name="kubernetes.rollout_history")
+        @fake(KUBE_ROLLOUT_HISTORY)
         async def history(request: RolloutHistoryQuery) -> RolloutHistory:
             given = {"deployment": request.deployment}
-            result: RolloutHistory = self._read("kubernetes.rollout_history", RolloutHistory, given)
+            result: RolloutHistory = self._read(KUBE_ROLLOUT_HISTORY, RolloutHistory, given)
             return result
 
         return [probe, query, logs, events, history]
 
-    def _executor(self, kind: str, op: str) -> Callable[..., Any]:
+    def _executor(self, kind: str, op: ExecutorOp) -> Callable[..., Any]:
         async def run(request: ActionRequest) -> Any:
-            self.calls.append(f"{kind}.{op}")
-            self.steps.append(f"{kind}.{op}:{request.step}")
+            self.calls.append(executor_op(kind, op))
+            self.steps.append(f"{executor_op(kind, op)}:{request.step}")
             if op == "snapshot":
                 return {"before": request.action.name}
             failing = self.apply_fails or request.step in self.failing
@@ -180,7 +195,7 @@ class Fakes:
                 {**fields, **(self.previews.get(request.step, {}) if op == "preview" else {})}
             )
 
-        return activity.defn(name=f"{kind}.{op}")(run)
+        return fake(executor_op(kind, op))(run)
 
 
 @asynccontextmanager
@@ -236,8 +251,18 @@ async def start(
     playbook: PinnedPlaybook | None = None,
     policy: Policy | None = None,
     queue: str = QUEUE,
+    **trusted: Any,
 ) -> WorkflowHandle[Any, Any]:
-    inp = IncidentInput(alert=alert, config=config, playbook=playbook, policy=policy or Policy())
+    # The test is the trusted starter: unless `trusted` says otherwise (environment, opened_by,
+    # sender_services), it vouches for the alert's own environment label, as the API does for a
+    # sender whose credential may speak for any environment.
+    inp = IncidentInput(
+        alert=alert,
+        config=config,
+        playbook=playbook,
+        policy=policy or Policy(),
+        **{"environment": alert.environment, **trusted},
+    )
     return await client.start_workflow(
         IncidentWorkflow.run,
         inp,

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from tests.registration import fake
 from tests.workflows.fakes import (
     CONFIG,
     QUEUE,
@@ -26,6 +26,7 @@ from tests.workflows.fakes import (
     wait_phase,
     worker,
 )
+from workflows.activity_names import GATHER_EVIDENCE, VERIFY
 from workflows.incident import IncidentWorkflow
 from workflows.models import (
     Alert,
@@ -134,13 +135,13 @@ async def test_resolved_after_action_is_only_recorded(time_env: WorkflowEnvironm
     gate = asyncio.Event()
     verify_calls: list[str] = []
 
-    @activity.defn(name="verify")
+    @fake(VERIFY)
     async def slow_verify(request: VerifyRequest) -> str:
         verify_calls.append(request.probe_url)
         await gate.wait()
         return "healthy"
 
-    acts = [a for a in fakes.activities() if getattr(a, "__temporal_activity_definition").name != "verify"]
+    acts = [a for a in fakes.activities() if getattr(a, "__temporal_activity_definition").name != VERIFY]
     alert = make_alert()
     async with Worker(
         time_env.client, task_queue=QUEUE, workflows=[IncidentWorkflow], activities=[*acts, slow_verify]
@@ -183,15 +184,13 @@ async def test_update_validator_rejects_outside_approval(time_env: WorkflowEnvir
     fakes = Fakes()
     gate = asyncio.Event()
 
-    @activity.defn(name="gather_evidence")
+    @fake(GATHER_EVIDENCE)
     async def slow_gather(alert: Alert) -> Evidence:
         await gate.wait()
         return Evidence()
 
     acts = [
-        a
-        for a in fakes.activities()
-        if getattr(a, "__temporal_activity_definition").name != "gather_evidence"
+        a for a in fakes.activities() if getattr(a, "__temporal_activity_definition").name != GATHER_EVIDENCE
     ]
     async with Worker(
         time_env.client, task_queue=QUEUE, workflows=[IncidentWorkflow], activities=[*acts, slow_gather]

@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from tests.playbooks.builders import alert, ansible, pin, playbook
+from tests.playbooks.builders import alert, ansible, pin, playbook, probe_verify
 from tests.workflows.fakes import (
     Fakes,
     detail,
@@ -37,9 +37,13 @@ from workflows.limiter import AcquireRequest, LimiterState, ReleaseRequest, Reme
 from workflows.models import Decision, IncidentState, Phase
 from workflows.policy import Limits, Policy
 
-RESTART = pin(playbook([ansible("restart")]))
+# A verify step: a change auto-approves only when the playbook can verify it.
+HEALTHY: dict[str, list[dict[str, Any]]] = {"probe.http": [{"ok": True, "status": 200}]}
+RESTART = pin(playbook([ansible("restart"), probe_verify()]))
 # Acts, then waits for a human: the incident holds its limiter lease while it waits.
-HOLD = pin(playbook([ansible("restart"), {"id": "confirm", "kind": "approval", "timeout": "1h"}]))
+HOLD = pin(
+    playbook([ansible("restart"), {"id": "confirm", "kind": "approval", "timeout": "1h"}, probe_verify()])
+)
 SERVICE_DOWN = shipped("service_down.yaml")
 # Each incident's probe: down at its check, up at its verification.
 TWICE_DOWN_THEN_UP: dict[str, list[dict[str, Any]]] = {
@@ -122,7 +126,7 @@ async def test_a_wait_beyond_max_wait_escalates(time_env: WorkflowEnvironment) -
 async def test_concurrent_remediations_are_capped(time_env: WorkflowEnvironment) -> None:
     policy = Policy(limits={"concurrent_remediations": 1, "recheck": "1m"})
     run = Limited(time_env)
-    fakes = Fakes()
+    fakes = Fakes(reads=HEALTHY)
     async with run.worker(fakes):
         holder = await run.start(HOLD, policy, service="a")
         await wait_event(holder, "awaiting approval")
@@ -166,7 +170,7 @@ async def test_the_lease_is_released_on_every_ending(
 ) -> None:
     policy = Policy(limits={"concurrent_remediations": 3})
     run = Limited(time_env)
-    async with run.worker(Fakes(failing={"restart"} if ending == "failed" else set())):
+    async with run.worker(Fakes(reads=HEALTHY, failing={"restart"} if ending == "failed" else set())):
         handle = await run.start(HOLD, policy)
         if ending == "failed":
             await handle.result()
@@ -192,7 +196,7 @@ async def test_a_terminated_incident_frees_its_slot_when_the_lease_expires(
     # time-skipping test server.
     policy = Policy(limits={"concurrent_remediations": 1, "recheck": "1s", "lease_ttl": "4s"}, max_wait="1m")
     run = Limited(time_env)
-    async with run.worker(Fakes()):
+    async with run.worker(Fakes(reads=HEALTHY)):
         holder = await run.start(HOLD, policy, service="a")
         held = await wait_event(holder, "awaiting approval")
         await holder.terminate("operator pulled the plug")  # its `finally` never runs

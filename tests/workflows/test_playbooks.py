@@ -22,6 +22,7 @@ from tests.conftest import binary
 from tests.workflows.fakes import Fakes, detail, events, shipped, start, wait_event, worker
 from worker.client import register_search_attributes
 from worker.dry_run import load_sample
+from workflows.activity_names import KUBE_EVENTS, KUBE_LOGS, KUBE_ROLLOUT_HISTORY
 from workflows.incident import IncidentWorkflow
 from workflows.models import Alert, Decision, DecisionRequest, Evidence, IncidentState, Phase
 from workflows.policy import Policy
@@ -200,9 +201,9 @@ async def test_crash_looping_pod_with_an_old_rollout_is_restarted(time_env: Work
     }
     fakes = Fakes(
         reads={
-            "kubernetes.logs": [{"lines": ["panic: config key DATABASE_URL missing"]}],
-            "kubernetes.events": [{"events": [{"type": "Warning", "reason": "BackOff"}]}],
-            "kubernetes.rollout_history": [history],
+            KUBE_LOGS: [{"lines": ["panic: config key DATABASE_URL missing"]}],
+            KUBE_EVENTS: [{"events": [{"type": "Warning", "reason": "BackOff"}]}],
+            KUBE_ROLLOUT_HISTORY: [history],
             "metrics.query": [{"value": 0}],
         }
     )

@@ -1,0 +1,214 @@
+"""Shipped playbooks through IncidentWorkflow on the real worker (`build_worker`), end to end.
+
+Nothing of ours is faked: the real dev server, the worker's own activity registration, the real
+Kubernetes client and kubectl against the Kubernetes emulator (a real HTTP server). Prometheus, which
+cannot run with these series here, is a local HTTP server answering its query API (`FakePrometheus`).
+Approvals arrive as the `approve` signal, as `temporal workflow signal` sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+
+from tests.diagnosis.crashloop import POD, crashlooping_pod
+from tests.k8s_emulator.harness import KubeTarget, deployment, emulated
+from tests.registration import called_by, real_activity_names
+from tests.workflows.fakes import CONFIG, shipped, start
+from worker.devserver import free_port
+from worker.main import build_worker
+from worker.settings import Settings
+from workflows.incident import IncidentWorkflow
+from workflows.models import TERMINAL_PHASES, Alert, Decision, IncidentState, Phase, label_fingerprint
+
+pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]
+
+APPROVERS = ("alice", "bob")  # two distinct people: destructive actions need both
+
+
+@dataclass
+class FakePrometheus:
+    """Prometheus' query API on 127.0.0.1: a query answers the next value of the first metric it names.
+
+    Each metric's values are answered in order, the last one repeating.
+    """
+
+    values: dict[str, list[float]] = field(default_factory=dict)  # metric name -> answers in order
+    queries: list[str] = field(default_factory=list)
+    url: str = ""
+
+    async def _query(self, request: web.Request) -> web.Response:
+        query = request.query["query"]
+        self.queries.append(query)
+        script = next((v for name, v in self.values.items() if name in query), [])
+        value = script.pop(0) if len(script) > 1 else next(iter(script), None)
+        result = [] if value is None else [{"metric": {}, "value": [0, str(value)]}]
+        return web.json_response({"status": "success", "data": {"resultType": "vector", "result": result}})
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[FakePrometheus]:
+        app = web.Application()
+        app.router.add_get("/api/v1/query", self._query)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        try:
+            yield self
+        finally:
+            await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeTarget]:
+    with emulated(tmp_path_factory.mktemp("cluster")) as target:
+        yield target
+
+
+@asynccontextmanager
+async def real_worker(client: Client, kube: KubeTarget, prometheus: str, tmp: Path) -> AsyncIterator[str]:
+    """The worker as `remediator worker` builds it, on a task queue of its own; yields the queue."""
+    settings = Settings(
+        state_dir=tmp / "state",
+        task_queue=f"shipped-{uuid.uuid4().hex[:8]}",
+        kubeconfig=str(kube.kubeconfig),
+        kube_namespaces=[kube.namespace],
+        prometheus_url=prometheus,
+    )
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="shipped") as pool:
+        async with build_worker(client, settings, pool):
+            yield settings.task_queue
+
+
+def alert(**labels: str) -> Alert:
+    labels = {"severity": "critical", "environment": "dev", "run": uuid.uuid4().hex[:8], **labels}
+    return Alert(fingerprint=label_fingerprint(labels), labels=labels)
+
+
+async def finish(handle: WorkflowHandle[Any, Any], seconds: float = 60) -> IncidentState:
+    """Approve whatever asks (each approver once), until the incident ends; its final state."""
+    approvals: list[str] = []
+    for _ in range(int(seconds / 0.1)):
+        state: IncidentState = await handle.query(IncidentWorkflow.state)
+        if state.phase in TERMINAL_PHASES:
+            return state
+        if state.phase == Phase.AWAITING_APPROVAL and len(approvals) < len(APPROVERS):
+            approvals.append(APPROVERS[len(approvals)])
+            await handle.signal(IncidentWorkflow.approve, Decision(approver=approvals[-1], reason="test"))
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{handle.id} still {state.phase}: {[e.event for e in state.timeline][-8:]}")
+
+
+async def activity_types(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+
+
+@dataclass
+class Case:
+    playbook: str
+    labels: dict[str, str]
+    metrics: dict[str, list[float]]
+    prepare: Callable[[KubeTarget], None]
+    path: str  # the steps taken, as the timeline's "playbook path" shows them
+    changed: Callable[[KubeTarget], object]  # what the fix changed in the cluster ...
+    expected: object  # ... and what it must be afterwards
+
+
+def roll_out(kube: KubeTarget, name: str, image: str) -> None:
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": name, "image": image}]}}}}
+    kube.admin.call("rollout", kube.admin.apps.patch_namespaced_deployment, name, kube.namespace, patch)
+
+
+def image(kube: KubeTarget, name: str) -> str:
+    return str(kube.deployment(name)["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def bad_checkout_rollout(kube: KubeTarget) -> None:
+    """The crash-looping checkout (tests/diagnosis/crashloop.py), after a rollout of a new image."""
+    crashlooping_pod(kube)
+    roll_out(kube, "checkout", "checkout:1.44.0")
+
+
+def bad_cart_rollout(kube: KubeTarget) -> None:
+    kube.create(deployment("cart", image="cart:2.0", replicas=3))
+    roll_out(kube, "cart", "cart:2.1")
+
+
+CASES = {
+    "KubePodCrashLooping": Case(
+        "kube_pod_crash_looping.yaml",
+        {
+            "alertname": "KubePodCrashLooping",
+            "namespace": "shop",
+            "pod": POD,
+            "container": "checkout",
+            "deployment": "checkout",
+            "service": "checkout",
+        },
+        {"kube_pod_container_status_restarts_total": [0]},
+        bad_checkout_rollout,
+        "logs -> events -> history -> recent_rollout -> undo -> stopped_crashing",
+        lambda kube: image(kube, "checkout"),
+        "registry.example.com/shop/checkout:1.43.0",
+    ),
+    "HighCPU": Case(
+        "high_cpu.yaml",
+        {"alertname": "HighCPU", "namespace": "shop", "deployment": "api", "service": "api"},
+        # CPU over 15 minutes is saturated; over the last 5 (after scaling out), no longer.
+        {'container!=""}[15m]': [0.93], 'container!=""}[5m]': [0.3]},
+        lambda kube: kube.create(deployment("api", replicas=2)) and None,
+        "cpu -> sustained -> scale_out -> relieved",
+        lambda kube: kube.deployment("api")["spec"]["replicas"],
+        4,
+    ),
+    "KubeDeploymentReplicasMismatch": Case(
+        "kube_deployment_replicas_mismatch.yaml",
+        {"alertname": "KubeDeploymentReplicasMismatch", "namespace": "shop", "deployment": "cart"},
+        {"kube_deployment_spec_replicas": [0]},
+        bad_cart_rollout,
+        "undo -> available",
+        lambda kube: image(kube, "cart"),
+        "cart:2.0",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+async def test_shipped_playbook_resolves_on_the_real_worker(
+    dev_client: Client, kube: KubeTarget, tmp_path: Path, name: str
+) -> None:
+    case = CASES[name]
+    case.prepare(kube)
+    playbook = shipped(case.playbook)
+    assert playbook.playbook.name == name
+    async with (
+        FakePrometheus({k: list(v) for k, v in case.metrics.items()}).serving() as prometheus,
+        real_worker(dev_client, kube, prometheus.url, tmp_path) as queue,
+    ):
+        handle = await start(dev_client, alert(**case.labels), CONFIG, playbook, queue=queue)
+        state = await finish(handle)
+    assert state.phase == Phase.RESOLVED, [(e.event, e.detail) for e in state.timeline][-6:]
+    assert next(e.detail for e in state.timeline if e.event == "playbook path") == case.path
+    assert case.changed(kube) == case.expected
+    called = await activity_types(handle)
+    assert set(called) <= real_activity_names()
+    # Every read the playbook's path takes ran through its registered activity (kube_logs, not kubernetes.logs).
+    reads, _ = called_by(playbook.playbook)
+    assert reads & set(called) == reads
+    assert prometheus.queries, "the verification never asked Prometheus"
