@@ -15,6 +15,7 @@ import pytest
 from temporalio.client import Client
 
 from tests.api.support import LIVE_SERVICE, LiveService, state_of, wait_for_phase
+from tests.credentials import ApiKeys
 from workflows.models import Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
@@ -90,6 +91,25 @@ async def test_rejection_ends_the_incident(live_http: httpx.AsyncClient, live_se
     assert [(a["approver"], a["approved"]) for a in response.json()["approvals"]] == [("bob", False)]
     final = await wait_for_phase(live_http, incident_id, Phase.REJECTED)
     assert final.plan and final.plan.actions[0].result is None, "nothing ran"
+
+
+async def test_one_principal_cannot_approve_under_two_names(
+    live_http: httpx.AsyncClient, live_service: LiveService, api_keys: ApiKeys
+) -> None:
+    incident_id = await awaiting_approval(live_http, live_service)
+    alice = api_keys.headers("alice")
+    url = f"/incidents/{incident_id}/approve"
+    posing = await live_http.post(url, json={"approver": "bob"}, headers=alice)
+    assert posing.status_code == 403, posing.text
+    assert posing.json()["message"] == "approver 'bob' is not the authenticated caller 'alice'"
+    first = await live_http.post(url, json={}, headers=alice)
+    assert first.status_code == 200, first.text
+    assert [(a["approver"], a["via"]) for a in first.json()["approvals"]] == [("alice", "api")]
+    # A second approval by the same key is the same principal, whatever name it gives: never counted.
+    again = await live_http.post(url, json={"reason": "me again"}, headers=alice)
+    assert again.status_code == 409 and "refused the decision" in again.json()["message"]
+    final = await wait_for_phase(live_http, incident_id, Phase.RESOLVED, Phase.FAILED, Phase.ROLLED_BACK)
+    assert [a.approver for a in final.approvals] == ["alice"]
 
 
 async def test_resolution_cancels_a_pending_fix(
