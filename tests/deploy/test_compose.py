@@ -19,7 +19,10 @@ from workflows import search_attributes as sa
 
 COMPOSE = DEPLOY / "compose.yaml"
 # The values compose.yaml insists on (`${VAR:?}`); the user exports them before `up`.
-REQUIRED = {"REMEDIATOR_CODEC_KEYS": "test-keys", "REMEDIATOR_CODEC_ACTIVE_KEY": "test"}
+REQUIRED = {
+    "REMEDIATOR_CODEC_KEYS": "test=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",  # kid=base64 of 32 bytes
+    "REMEDIATOR_CODEC_ACTIVE_KEY": "test",
+}
 
 
 def compose_config(path: Path, env: dict[str, str] = REQUIRED) -> subprocess.CompletedProcess[str]:

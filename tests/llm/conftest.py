@@ -32,5 +32,6 @@ def llm_settings(fake: FakeOpenAI, tmp_path: Path, recording: str = "", **overri
         "memory_path": tmp_path / "memory.sqlite3",
         "runbook_dir": REPO_ROOT / "deploy" / "runbooks",
         "state_dir": tmp_path,
+        "probe_allow": ["127.0.0.1"],  # the probe tool reaches the test's own local servers
     }
     return Settings(**{**values, **overrides})  # type: ignore[arg-type]

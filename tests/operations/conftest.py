@@ -68,6 +68,7 @@ def ops_settings(ops_dir: Path, api_keys: ApiKeys) -> Settings:
         state_dir=ops_dir,
         ansible_inventory=str(ops_dir / "inventory.yml"),
         api_keys_file=api_keys.path,
+        probe_allow=["127.0.0.1"],  # the health-check targets are local test services
     )
 
 
