@@ -18,9 +18,12 @@ Alert text is attacker-controlled:
   * extravars reach Ansible as `!unsafe` YAML, so Ansible never templates them (ansible-core 2.19
     trusts `-e '{json}'` and `-e @file` as templates otherwise); Jinja markers and reserved names
     (`ansible_*` would set connection options, `remediator_*` are ours) are refused before that;
-  * the alert's host only ever names ONE host: it must look like a hostname or IP (no pattern, no
-    leading `-` that ssh would take as an option), and with an inventory configured the wrapper
-    refuses it unless it is a host of that inventory (`all` or a group name would widen the run).
+  * targets come from the inventory only (REMEDIATOR_ANSIBLE_INVENTORY; without one nothing runs):
+    the alert's host only ever names ONE host, which must look like a hostname or IP (no pattern, no
+    leading `-` that ssh would take as an option) and be a host of that inventory (`all` or a group
+    name would widen the run; the wrapper's guard asks Ansible's own inventory);
+  * an empty limit is refused unless the playbook's hosts are one inventory host or the action says
+    `all_hosts: true`: a per-host playbook never takes every host as one action.
 
 Stopping: ansible-playbook runs under `activities.ansible_supervisor`, which stops its whole process
 tree on SIGTERM (ansible's workers call setsid, so killing a process group, as ansible-runner does,
@@ -95,6 +98,16 @@ _WRAPPER = """# Written by remediator (activities/ansible.py) for one run; the v
         fail_msg: "{{ remediator_limit }} is not a single host of the inventory"
         quiet: true
       when: remediator_limit | length > 0
+      any_errors_fatal: true
+    - name: "@GUARD@"
+      ansible.builtin.assert:
+        that: ansible_play_hosts_all | length == 1
+        fail_msg: >-
+          no host named: this per-host playbook would run on {{ ansible_play_hosts_all | length }}
+          hosts as one action; the alert must name one inventory host
+        quiet: true
+      when: remediator_limit | length == 0 and not (remediator_all_hosts | bool)
+      run_once: true
       any_errors_fatal: true
     - name: "@READ@"
       ansible.builtin.find:
@@ -224,16 +237,6 @@ def play_hosts(playbook: Path) -> str:
     return ",".join(unique)
 
 
-def _local_inventory() -> dict[str, Any]:
-    # Pipelining sends modules over stdin instead of temp files: quicker, and no sudo is involved here.
-    host = {
-        "ansible_connection": "local",
-        "ansible_python_interpreter": sys.executable,
-        "ansible_pipelining": True,
-    }
-    return {"all": {"hosts": {"localhost": host}}}
-
-
 def _host_results(stats: dict[str, dict[str, int]] | None) -> dict[str, HostResult]:
     hosts: dict[str, HostResult] = {}
     for key, name in _STAT_KEYS.items():
@@ -266,6 +269,17 @@ def _ansible_error(stdout: str) -> str:
     return stdout.strip()[-500:] or "no output"
 
 
+# How Ansible reports a task check mode skipped instead of predicting it (command/shell/script, and
+# any module without check-mode support), as opposed to a `when` that was false.
+_CHECK_MODE_SKIP = re.compile(r"would have run if not in check mode|does not support check mode")
+
+
+def _unpredictable(modules: list[str]) -> str:
+    if not modules:
+        return ""
+    return f"{len(modules)} task(s) cannot be predicted in check mode ({'/'.join(sorted(set(modules)))}); "
+
+
 @dataclass
 class _Run:
     """What one ansible-runner invocation reported, fed by its events and polled for stopping."""
@@ -283,6 +297,7 @@ class _Run:
     done: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
     bookkeeping: dict[str, HostResult] = field(default_factory=dict)
+    unpredictable: list[str] = field(default_factory=list)  # modules check mode skipped, per task run
     status: str = ""
     rc: int | None = None
     stats: dict[str, dict[str, int]] | None = None
@@ -321,6 +336,9 @@ class _Run:
             counts = self.bookkeeping.setdefault(host, HostResult())
             counts.ok += 1
             counts.changed += bool(res.get("changed"))
+        elif kind == "runner_on_skipped" and not ours and _CHECK_MODE_SKIP.search(str(event.get("stdout", ""))):
+            # shell/command (and modules without check mode) would run for real: no prediction.
+            self.unpredictable.append(str(data.get("task_action", "?")).rpartition(".")[2])
         elif kind == "runner_on_skipped" and ours:
             self.bookkeeping.setdefault(host, HostResult()).skipped += 1
         elif kind == "runner_on_ok":
@@ -394,21 +412,22 @@ class AnsibleExecutor:
             )
         return path
 
-    def _targets(self, limit: str) -> tuple[str | dict[str, Any], str]:
-        """Inventory and --limit. The alert may only narrow a configured inventory to one of its hosts;
-        without an inventory it names the single host to manage; with neither the run is local."""
-        host = target_host(limit) if limit else ""
-        if self._inventory:
-            return self._inventory, host
-        if host:
-            return {"all": {"hosts": {host: {}}}}, host
-        return _local_inventory(), ""
+    def _limit(self, limit: str) -> str:
+        """--limit: one host of the configured inventory (the guard checks it is one), or none."""
+        if not self._inventory:
+            raise ApplicationError(
+                "no Ansible inventory is configured (REMEDIATOR_ANSIBLE_INVENTORY): Ansible runs only "
+                "on inventory hosts, never on one an alert names",
+                type="NoInventory",
+                non_retryable=True,
+            )
+        return target_host(limit) if limit else ""
 
     def _run(self, request: ActionRequest, playbook: str, check: bool, marker_key: str) -> ActionOutcome:
         action = _action(request)
         check_extravars(action.extravars)
         path = self._playbook(playbook)
-        inventory, limit = self._targets(action.limit)
+        limit = self._limit(action.limit)
         mode = "check" if check else "run"
         with tempfile.TemporaryDirectory(prefix="remediator-ansible-") as private_dir:
             wrapper = Path(private_dir, "remediator.yml")
@@ -420,6 +439,7 @@ class AnsibleExecutor:
                 "remediator_marker": hashlib.sha256(marker_key.encode()).hexdigest()[:32],
                 "remediator_playbook": str(path),
                 "remediator_limit": limit,
+                "remediator_all_hosts": action.all_hosts,
                 "remediator_default_marker_dir": self._marker_dir,
             }
             Path(private_dir, "env", "extravars").write_text(
@@ -436,8 +456,10 @@ class AnsibleExecutor:
             runner = ansible_runner.run(
                 private_data_dir=private_dir,
                 binary=argv[0],
-                cmdline=shlex.join([*argv[1:], *(["--check", "--diff"] if check else ["--diff"])]),
-                inventory=inventory,
+                # -v in check mode: a skipped task's result, which alone tells "check mode cannot run
+                # this" from a false `when`, is shown only then.
+                cmdline=shlex.join([*argv[1:], *(["--check", "--diff", "-v"] if check else ["--diff"])]),
+                inventory=self._inventory,
                 limit=limit or None,
                 event_handler=run.on_event,
                 cancel_callback=run.should_cancel,
@@ -450,9 +472,11 @@ class AnsibleExecutor:
                 suppress_env_files=True,
             )
             run.finish(runner)
-        return self._outcome(request, run, f"ansible {mode} of {playbook}", check)
+        return self._outcome(request, run, f"ansible {mode} of {playbook}", check, limit)
 
-    def _outcome(self, request: ActionRequest, run: _Run, what: str, check: bool) -> ActionOutcome:
+    def _outcome(
+        self, request: ActionRequest, run: _Run, what: str, check: bool, limit: str
+    ) -> ActionOutcome:
         hosts = run.hosts()
         fresh = sorted(set(hosts) - run.done)
         resumed = sorted(run.started - run.done)
@@ -466,7 +490,8 @@ class AnsibleExecutor:
         )
         outcome = ActionOutcome(
             ok=True,
-            summary=f"{what}: {'would change' if check else 'changed'} {changed} task(s); {counts}",
+            summary=f"{what}: {_unpredictable(run.unpredictable)}{'would change' if check else 'changed'} "
+            f"{changed} {'other ' if run.unpredictable else ''}task(s); {counts}",
             changed=changed > 0,
             hosts=hosts,
             diff="\n".join(run.diffs),
@@ -489,6 +514,15 @@ class AnsibleExecutor:
                 )
             kind = "AnsibleTaskFailed" if run.task_failed else "AnsibleUnreachable"
             raise ApplicationError(f"{what} failed: {shown}", failed, type=kind)
+        if run.status != "successful" and run.rc != _RC_PARSER_ERROR and limit and not hosts:
+            # Ansible found no host by that name: the alert named a host outside the inventory.
+            raise ApplicationError(
+                f"{what} refused: alert host {limit!r} is not a host of the inventory "
+                f"({_ansible_error(run.stdout)})",
+                failed,
+                type="UnsafeInput",
+                non_retryable=True,
+            )
         if run.status != "successful":
             # A parse error, or one before any host ran (inventory, options, no host to target), is
             # configuration: a retry would fail the same way.

@@ -158,6 +158,10 @@ class KubeCluster:
         self._lock = threading.Lock()  # the client is built once, by whichever activity comes first
         self._api: client.ApiClient | None = None
 
+    @property
+    def allows_any(self) -> bool:
+        return bool(self._allowed)
+
     def allow(self, namespace: str) -> None:
         """Refuse a namespace outside REMEDIATOR_KUBE_NAMESPACES, before anything is called."""
         if "*" in self._allowed or namespace in self._allowed:

@@ -19,7 +19,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.kubernetes import KubeCluster, diff_text, refuse
-from activities.kubernetes_changes import Resources, Restart, Scale, Schedulable, snapshot_of
+from activities.kubernetes_changes import (
+    Resources,
+    Restart,
+    Scale,
+    Schedulable,
+    node_workloads,
+    snapshot_of,
+)
 from activities.kubernetes_kubectl import Drain, Manifest, Undo
 from workflows.actions import (
     ApplyArgs,
@@ -140,8 +147,12 @@ class DeletePod:
         )
 
 
-def operation(cluster: KubeCluster, action: KubernetesAction) -> Operation:
-    """The operation object for an action, after the namespace allow-list has accepted it."""
+def operation(cluster: KubeCluster, action: KubernetesAction, undo: bool = False) -> Operation:
+    """The operation object for an action, after the namespace allow-list has accepted it.
+
+    A node action is accepted while every pod on the node is in an allowed namespace
+    (`node_workloads`); undoing our own cordon is not held to that, so a compensation always runs.
+    """
     if action.namespace:
         cluster.allow(action.namespace)
     args = action.args
@@ -157,6 +168,8 @@ def operation(cluster: KubeCluster, action: KubernetesAction) -> Operation:
         case "delete_pod", PodArgs():
             return DeletePod(cluster, action.namespace, args)
         case "cordon" | "uncordon", NodeArgs():
+            if not undo:
+                node_workloads(cluster, args.node)
             return Schedulable(cluster, args, unschedulable=action.operation == "cordon")
         case "drain", DrainArgs():
             return Drain(cluster, args)
@@ -169,10 +182,10 @@ class KubernetesExecutor:
     def __init__(self, cluster: KubeCluster) -> None:
         self._cluster = cluster
 
-    def _operation(self, request: ActionRequest) -> Operation:
+    def _operation(self, request: ActionRequest, undo: bool = False) -> Operation:
         if not isinstance(request.action, KubernetesAction):
             raise refuse(f"not a Kubernetes action: {request.action.executor}", "BadAction")
-        return operation(self._cluster, request.action)
+        return operation(self._cluster, request.action, undo)
 
     @staticmethod
     def _key(request: ActionRequest) -> str:
@@ -192,4 +205,4 @@ class KubernetesExecutor:
 
     @activity.defn(name=KUBERNETES_ROLLBACK, no_thread_cancel_exception=True)
     def rollback(self, request: ActionRequest) -> ActionOutcome:
-        return self._operation(request).rollback(self._key(request))
+        return self._operation(request, undo=True).rollback(self._key(request))

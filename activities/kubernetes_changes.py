@@ -23,6 +23,7 @@ STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 # What `kubectl rollout restart` sets, so that a restart of ours reads the same as one by hand.
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+MIRROR = "kubernetes.io/config.mirror"
 
 
 def pointer(*parts: str | int) -> str:
@@ -287,6 +288,33 @@ class Schedulable(MarkedPatch):
 
     def describe(self, live: dict[str, Any]) -> str:
         return f"{'cordon' if self.unschedulable else 'uncordon'} {self.what}"
+
+
+def node_workloads(cluster: KubeCluster, node: str) -> list[dict[str, Any]]:
+    """The pods a node action reaches (DaemonSet and mirror pods aside), once the allow-list took them.
+
+    A node has no namespace, so the namespace allow-list bounds a node action by what runs there:
+    cordon, uncordon and drain act on a node only while every pod on it is in an allowed namespace
+    (REMEDIATOR_KUBE_NAMESPACES). DaemonSet and mirror pods run on every node and belong to the
+    cluster, not to a tenant, so they do not count; with no namespace allowed, no node is.
+    """
+    what = f"node {node}"
+    if not cluster.allows_any:
+        raise refuse(
+            f"{what}: REMEDIATOR_KUBE_NAMESPACES allows no namespace, so no node", "NamespaceNotAllowed"
+        )
+    listing = cluster.call(
+        f"pods on {what}", cluster.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}"
+    )
+    pods = [
+        pod
+        for pod in listing.get("items") or []
+        if MIRROR not in (pod["metadata"].get("annotations") or {})
+        and not any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences") or [])
+    ]
+    for namespace in sorted({pod["metadata"]["namespace"] for pod in pods}):
+        cluster.allow(namespace)
+    return pods
 
 
 def restorable_schedulability(node: dict[str, Any]) -> dict[str, Any]:

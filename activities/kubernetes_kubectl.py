@@ -35,6 +35,7 @@ from activities.kubernetes_changes import (
     Schedulable,
     already_applied,
     marker,
+    node_workloads,
     not_applied,
     snapshot_of,
 )
@@ -42,7 +43,6 @@ from workflows.actions import ApplyArgs, DrainArgs, KubernetesAction, NodeArgs, 
 from workflows.models import ActionOutcome
 
 HASH_LABEL = "pod-template-hash"
-MIRROR = "kubernetes.io/config.mirror"
 
 
 def _revision(obj: dict[str, Any]) -> int:
@@ -176,20 +176,7 @@ class Drain:
 
     def _evictable(self) -> list[dict[str, Any]]:
         """The pods drain evicts (not DaemonSet pods, not mirror pods); their namespaces must be allowed."""
-        listing = self.cluster.call(
-            f"pods on {self.what}",
-            self.cluster.core.list_pod_for_all_namespaces,
-            field_selector=f"spec.nodeName={self.args.node}",
-        )
-        pods = [
-            pod
-            for pod in listing.get("items") or []
-            if MIRROR not in (pod["metadata"].get("annotations") or {})
-            and not any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences") or [])
-        ]
-        for namespace in sorted({pod["metadata"]["namespace"] for pod in pods}):
-            self.cluster.allow(namespace)
-        return pods
+        return node_workloads(self.cluster, self.args.node)
 
     def _drain(self, dry_run: bool) -> str:
         args = ["drain", self.args.node, "--ignore-daemonsets", f"--timeout={self.args.timeout_seconds}s"]

@@ -1,6 +1,7 @@
 """Incident memory and runbooks: hybrid retrieval over a document store.
 
-Every closed incident is stored with its alert, diagnosis, actions and outcome; Markdown runbooks
+Every closed incident is stored as what a later diagnosis needs (workflows/incident_memory.py: alert
+name and service, diagnosis, actions, outcome; no annotations, evidence or transcripts); Markdown runbooks
 from REMEDIATOR_RUNBOOK_DIR are indexed per section. Retrieval always ranks by keywords (BM25) and,
 when REMEDIATOR_EMBEDDING_MODEL names a model, also by cosine similarity of embeddings from an
 OpenAI-compatible /embeddings endpoint; the two rankings are merged by reciprocal rank fusion.
@@ -33,6 +34,7 @@ from activities.memory_qdrant import QdrantDocuments
 from activities.memory_sqlite import SqliteDocuments
 from worker.settings import Settings
 from workflows.activity_names import MEMORY_RECORD_INCIDENT, MEMORY_SEARCH
+from workflows.incident_memory import IncidentMemory
 from workflows.investigation_models import MemoryHit, MemoryQuery, MemoryResult
 from workflows.models import Alert, IncidentState
 
@@ -195,8 +197,12 @@ class MemoryActivities:
         return await self.store.search(query)
 
     @activity.defn(name=MEMORY_RECORD_INCIDENT)
-    async def record_incident(self, state: IncidentState) -> str:
-        """Idempotent: the document id comes from the incident and its closing time, so a retry overwrites."""
-        doc = incident_document(state)
+    async def record_incident(self, record: IncidentMemory | IncidentState) -> str:
+        """Idempotent: the document id comes from the incident and its closing time, so a retry overwrites.
+
+        A whole IncidentState is what workflows scheduled before the memory was trimmed; it is trimmed here.
+        """
+        memory = record if isinstance(record, IncidentMemory) else IncidentMemory.of(record)
+        doc = incident_document(memory)
         await self.store.upsert(doc)
         return doc.id

@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from workflows.incident_memory import IncidentMemory
 from workflows.investigation_models import MemoryKind
-from workflows.models import IncidentState
 
 # English glue words, plus the words every stored incident carries (its field names), which would
 # otherwise make every incident match every query.
@@ -100,32 +100,27 @@ class DocumentStore(Protocol):
         index cannot answer."""
 
 
-def incident_document(state: IncidentState) -> Document:
-    """What is worth recalling about a closed incident, as searchable text."""
-    alert = state.alert
-    closed = state.timeline[-1].at.isoformat() if state.timeline else ""
+def incident_document(memory: IncidentMemory) -> Document:
+    """What is worth recalling about a closed incident (workflows/incident_memory.py), as searchable text."""
+    closed = memory.closed_at.isoformat() if memory.closed_at else ""
     lines = [
-        f"alert {alert.name} service {alert.service} severity {alert.severity} environment {alert.environment}",
-        "labels: " + ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())),
-        *(f"{k}: {v}" for k, v in sorted(alert.annotations.items())),
-        f"evidence: {state.evidence_summary}",
+        f"alert {memory.alertname} service {memory.service} severity {memory.severity} "
+        f"environment {memory.environment}"
     ]
-    if state.diagnosis:
-        d = state.diagnosis
-        lines.append(f"diagnosis ({d.source}, {d.confidence:.2f}): {d.category}: {d.explanation}")
-    if state.plan:
-        lines.append(f"plan: {state.plan.summary}")
-        for planned in state.plan.actions:
-            result = planned.result.summary if planned.result else "not run"
-            lines.append(f"action {planned.step} {planned.action.name}: {result}")
-    lines.append(f"outcome: {state.phase}")
+    if memory.category:
+        confidence = f" ({memory.confidence:.2f})" if memory.confidence is not None else ""
+        lines.append(f"diagnosis{confidence}: {memory.category}: {memory.diagnosis}")
+    if memory.plan:
+        lines.append(f"plan: {memory.plan}")
+    lines.extend(f"action {a.step} {a.action}: {a.result}" for a in memory.actions)
+    lines.append(f"outcome: {memory.outcome}")
     return Document(
-        id=f"incident:{state.incident_id}:{closed}",
+        id=f"incident:{memory.incident_id}:{closed}",
         kind="incident",
-        title=f"{alert.name} on {alert.service or 'unknown service'}: {state.phase}",
+        title=f"{memory.alertname} on {memory.service or 'unknown service'}: {memory.outcome}",
         body="\n".join(lines),
-        category=state.diagnosis.category if state.diagnosis else "",
-        outcome=str(state.phase),
+        category=memory.category,
+        outcome=memory.outcome,
     )
 
 

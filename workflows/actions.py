@@ -14,7 +14,12 @@ Risk = Literal["read", "change", "destructive"]
 
 
 class AnsibleAction(BaseModel):
-    """Run an Ansible playbook through ansible-runner; preview is --check --diff."""
+    """Run an Ansible playbook through ansible-runner; preview is --check --diff.
+
+    Targets come from the worker's inventory only. `limit` names the one inventory host to run on;
+    an empty one is refused (the run would take every host as one action) unless the playbook's
+    hosts are a single inventory host or the action says `all_hosts: true`.
+    """
 
     executor: Literal["ansible"] = "ansible"
     name: str
@@ -23,6 +28,7 @@ class AnsibleAction(BaseModel):
     rollback_playbook: str = ""
     extravars: dict[str, Any] = {}
     limit: str = ""
+    all_hosts: bool = False
 
 
 class TerraformAction(BaseModel):

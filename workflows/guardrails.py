@@ -8,10 +8,9 @@ anything else is dropped with the reason recorded. Pure functions: this runs ins
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field
 
+from workflows import regex
 from workflows.actions import Risk
 from workflows.models import Alert, DiagnosisCategory
 
@@ -112,9 +111,12 @@ class Checked(BaseModel):
     requires_human_reason: str = ""
 
 
+_QUOTING = str.maketrans("", "", "\\\"'")
+
+
 def _squash(text: str) -> str:
     # Tool outputs are JSON: a quote copied from them may or may not keep the escapes and quote marks.
-    return " ".join(re.sub(r"[\\\"']", "", text).split()).lower()
+    return " ".join(text.translate(_QUOTING).split()).lower()
 
 
 def _alert_value(alert: Alert, label: str) -> str:
@@ -141,7 +143,7 @@ def check_action(
             return Drop(what=what, why=f"unknown argument {arg.name[:40]!r}")
         if arg.name in arguments:
             return Drop(what=what, why=f"argument {arg.name!r} given twice")
-        if not re.fullmatch(spec.pattern, arg.value):
+        if not regex.fullmatch(spec.pattern, arg.value):
             return Drop(what=what, why=f"argument {arg.name}={arg.value[:80]!r} is malformed")
         if spec.equals_label and arg.value != _alert_value(alert, spec.equals_label):
             return Drop(

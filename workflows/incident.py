@@ -23,10 +23,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.actions import RISK_ORDER, acted_on
     from workflows.activity_names import DIAGNOSE, GATHER_EVIDENCE, MEMORY_RECORD_INCIDENT, VERIFY
-    from workflows.catalogue import plan_for
-    from workflows.failures import error_text
+    from workflows.catalogue import plan_for, refusal
+    from workflows.failures import REFUSED_TARGETS_PATCH, error_text, refused_target
     from workflows.host import DRY_RUN_ENDING, Host, Trust, final_phase
     from workflows.host_handlers import HostHandlers
+    from workflows.incident_memory import IncidentMemory
     from workflows.interpreter import CLEAN_PREVIEW_PATCH, TRUSTED_CONTEXT_PATCH
     from workflows.investigation import investigate
     from workflows.models import (
@@ -77,6 +78,7 @@ class IncidentWorkflow(HostHandlers):
         self._host = Host(self._state, inp.config, inp.policy)
         # Set when guardrails distrust the diagnosis: auto-approval is then off for this incident.
         self._requires_human = ""
+        self._refused = ""  # the executor's reason when it refused a catalogue action's target
 
     # --- handlers -------------------------------------------------------------------------------
 
@@ -143,11 +145,15 @@ class IncidentWorkflow(HostHandlers):
             )
 
     async def _remember(self) -> None:
-        """Closed incidents become memory: later diagnoses recall them as priors and evidence."""
+        """Closed incidents become memory: later diagnoses recall them as priors and evidence.
+
+        Only what diagnosis needs goes (IncidentMemory), not annotations, evidence or transcripts. The
+        input is not part of the command a replay compares, so no patch is needed for the change.
+        """
         try:
             await workflow.execute_activity(
                 MEMORY_RECORD_INCIDENT,
-                self._state,
+                IncidentMemory.of(self._state),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=READ_RETRY,
             )
@@ -208,12 +214,19 @@ class IncidentWorkflow(HostHandlers):
             return
         self._state.plan = plan
         host.record("plan", plan.summary)
+        if (malformed := refusal(plan, alert)) and workflow.patched(REFUSED_TARGETS_PATCH):
+            # The playbooks' rule for alert text, here too: nothing unvalidated reaches an executor.
+            await host.enter(Phase.ESCALATED, "catalogue plan refused", malformed)
+            return
         verdicts = await self._verdicts(plan) if policy else []
         if refused := [v for v in verdicts if not v.allowed]:
             await host.enter(Phase.ESCALATED, "policy refused the plan", refused[0].reason)
             return
         for planned in plan.actions:
             planned.preview = await self._preview(planned)
+            if self._refused:
+                await host.enter(Phase.ESCALATED, f"{planned.step} refused by the executor", self._refused)
+                return
         if any(v.dry_run for v in verdicts):
             await host.enter(
                 Phase.ESCALATED, DRY_RUN_ENDING, "plan, previews and verdicts recorded; a human must act"
@@ -375,6 +388,8 @@ class IncidentWorkflow(HostHandlers):
         try:
             preview = await self._host.preview_action(planned.step, planned.action, PREVIEW_CALL)
         except ActivityError as err:
+            if (refused := refused_target(err)) and workflow.patched(REFUSED_TARGETS_PATCH):
+                self._refused = refused
             preview = ActionOutcome(ok=False, summary=f"preview failed: {error_text(err)}")
         self._host.record(f"preview of {planned.step}", preview.summary)
         return preview

@@ -21,6 +21,7 @@ from temporalio.exceptions import ActivityError
 
 from workflows.actions import ActionSpec, Risk, acted_on
 from workflows.conditions import ConditionError, evaluate
+from workflows.failures import REFUSED_TARGETS_PATCH, refused_target
 from workflows.models import ActionOutcome, Alert, Diagnosis, Phase
 from workflows.playbook import (
     ActionStep,
@@ -346,6 +347,10 @@ class PlaybookInterpreter:
                 step.id, action, call_options(step, CHECK_TIMEOUT, READ_RETRY)
             )
         except ActivityError as err:
+            if (refused := refused_target(err)) and workflow.patched(REFUSED_TARGETS_PATCH):
+                self.host.record(f"{step.id} refused by the executor", refused)
+                self._trace(step, "skipped", refused)
+                raise _End("escalated", f"{step.id} refused by the executor: {refused}") from None
             # A preview that fails still leaves a decision to a human; the failure is shown to them.
             preview = ActionOutcome(ok=False, summary=f"preview failed: {_error_text(err)}")
         self.host.record(f"preview of {step.id}", preview.summary)

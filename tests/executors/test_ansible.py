@@ -165,7 +165,12 @@ class Lab:
         )
 
     def request(
-        self, playbook: str, limit: str = "localhost", step: str = "fix", **extravars: Any
+        self,
+        playbook: str,
+        limit: str = "localhost",
+        step: str = "fix",
+        all_hosts: bool = False,
+        **extravars: Any,
     ) -> ActionRequest:
         action = AnsibleAction(
             name="test",
@@ -173,6 +178,7 @@ class Lab:
             rollback_playbook="undo.yml",
             extravars={"service": "web", "target": str(self.target), **extravars},
             limit=limit,
+            all_hosts=all_hosts,
         )
         return ActionRequest(incident_id=f"incident-{self.root.name}", step=step, action=action)
 
@@ -291,7 +297,7 @@ def test_a_failed_attempt_is_resumed_and_says_so(lab: Lab) -> None:
 
 def test_per_host_results_with_a_failing_and_an_unreachable_host(lab: Lab) -> None:
     with pytest.raises(ApplicationError) as err:
-        activity_env().env.run(lab.executor().apply, lab.request("hosts.yml", limit=""))
+        activity_env().env.run(lab.executor().apply, lab.request("hosts.yml", limit="", all_hosts=True))
     message = str(err.value)
     assert err.value.type == "AnsibleTaskFailed" and not err.value.non_retryable
     assert "bad: task 'check the disk' failed: disk full on bad" in message
@@ -473,22 +479,41 @@ def test_an_alert_host_naming_a_group_is_refused_before_anything_runs(lab: Lab) 
     assert lab.markers("good") == [] and lab.markers("bad") == []
 
 
-def test_an_alert_host_outside_the_inventory_is_not_retried(lab: Lab) -> None:
-    with pytest.raises(ApplicationError, match="no hosts to target") as err:
-        activity_env().env.run(lab.executor().apply, lab.request("line.yml", limit="elsewhere"))
-    assert err.value.non_retryable and not lab.target.exists()
+@pytest.mark.parametrize("activity", ["preview", "apply"])
+def test_an_alert_host_outside_the_inventory_is_refused(lab: Lab, activity: str) -> None:
+    run = getattr(lab.executor(), activity)
+    with pytest.raises(
+        ApplicationError, match="alert host 'elsewhere' is not a host of the inventory"
+    ) as err:
+        activity_env().env.run(run, lab.request("line.yml", limit="elsewhere"))
+    assert err.value.type == "UnsafeInput" and err.value.non_retryable
+    assert "no hosts to target" in str(err.value) and not lab.target.exists()
 
 
-def test_without_an_inventory_the_alert_host_is_the_only_host(lab: Lab) -> None:
-    # 127.0.0.2 gets a one-host inventory of its own and is reached over ssh on the default port
-    # (nothing listens there); the port in the instance label is not a connection setting.
-    with pytest.raises(ApplicationError) as err:
-        activity_env().env.run(
-            lab.executor(inventory=False).apply, lab.request("line.yml", limit="127.0.0.2:1")
-        )
-    assert err.value.type == "AnsibleUnreachable"
-    assert list(failure(err).hosts) == ["127.0.0.2"]
-    assert "127.0.0.2 unreachable: " in str(err.value) and "port 22" in str(err.value)
+@pytest.mark.parametrize("limit", ["127.0.0.2:1", "localhost", ""])
+def test_without_an_inventory_nothing_runs(lab: Lab, limit: str) -> None:
+    # Before: the alert's host became a one-host inventory and an ssh target of its own.
+    with pytest.raises(ApplicationError, match="no Ansible inventory is configured") as err:
+        activity_env().env.run(lab.executor(inventory=False).apply, lab.request("line.yml", limit=limit))
+    assert err.value.type == "NoInventory" and err.value.non_retryable
+    assert not lab.target.exists() and not (lab.root / "markers").exists()
+
+
+@pytest.mark.parametrize("activity", ["preview", "apply"])
+def test_an_empty_limit_never_takes_every_host_as_one_action(lab: Lab, activity: str) -> None:
+    run = getattr(lab.executor(), activity)
+    with pytest.raises(ApplicationError, match="no host named: this per-host playbook would run on 4") as err:
+        activity_env().env.run(run, lab.request("line.yml", limit=""))
+    assert err.value.type == "UnsafeInput" and err.value.non_retryable
+    assert not lab.target.exists()
+    assert all(lab.markers(host) == [] for host in ("localhost", "good", "bad"))
+
+
+def test_an_empty_limit_runs_when_the_playbook_has_one_host(lab: Lab) -> None:
+    (lab.playbooks / "one.yml").write_text(PLAYBOOKS["line.yml"].replace("hosts: all", "hosts: localhost"))
+    outcome = activity_env().env.run(lab.executor().apply, lab.request("one.yml", limit=""))
+    assert outcome.ok and list(outcome.hosts) == ["localhost"]
+    assert lab.target.read_text() == "hello web\n"
 
 
 def test_marker_plays_cover_exactly_the_playbook_hosts(tmp_path: Path) -> None:

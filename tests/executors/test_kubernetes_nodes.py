@@ -125,3 +125,38 @@ def test_drain_held_up_by_a_disruption_budget_times_out_and_heartbeats(kube: Kub
     assert err.value.type == "KubernetesTimeout" and not err.value.non_retryable
     assert pods_on_node(kube) == ["kube-system/agent-x", "shop/web-1", "shop/web-2"]
     assert [h for h in kube.heartbeats if h == ("drain of node node-1",)], "heartbeats while kubectl waited"
+
+
+@pytest.mark.parametrize("operation", ["cordon", "uncordon"])
+def test_cordon_and_uncordon_refuse_a_node_running_pods_outside_the_allow_list(
+    kube: KubeTarget, operation: str
+) -> None:
+    seed_node(kube)  # shop pods and a kube-system DaemonSet pod: the node is shop's to act on
+    kube.create(pod("ledger", node="node-1", ownerReferences=[RS_OWNER]), namespace="payments")
+    request = kube.request(operation, {"node": "node-1"})
+    for activity in (kube.executor.preview, kube.executor.snapshot, kube.executor.apply):
+        with pytest.raises(ApplicationError, match="namespace 'payments' is not in") as err:
+            kube.run(activity, request)
+        assert err.value.type == "NamespaceNotAllowed" and err.value.non_retryable
+    assert requests(kube, "PATCH", "/nodes/") == []
+
+
+def test_a_cordon_is_undone_even_after_a_foreign_pod_arrived(kube: KubeTarget) -> None:
+    seed_node(kube)
+    request = kube.request("cordon", {"node": "node-1"})
+    kube.run(kube.executor.snapshot, request)
+    assert kube.run(kube.executor.apply, request).ok
+    kube.create(pod("ledger", node="node-1", ownerReferences=[RS_OWNER]), namespace="payments")
+    rolled = kube.run(kube.executor.rollback, request)
+    assert rolled.ok and rolled.changed, rolled.summary
+    node = kube.get("v1", "Node", "node-1")
+    assert node is not None and "unschedulable" not in node["spec"]
+
+
+def test_with_no_namespace_allowed_no_node_is(kube: KubeTarget) -> None:
+    kube.overrides["kube_namespaces"] = []
+    for operation in ("cordon", "uncordon", "drain"):
+        with pytest.raises(ApplicationError, match="allows no namespace, so no node") as err:
+            kube.run(kube.executor.preview, kube.request(operation, {"node": "node-2"}))
+        assert err.value.type == "NamespaceNotAllowed"
+    assert requests(kube, "GET", "/pods") == []

@@ -13,7 +13,9 @@ from activities.memory_documents import Document, runbook_documents, tokens
 from tests.llm.fake_openai import FakeOpenAI
 from tests.memory.conftest import OpenStore
 from worker.settings import REPO_ROOT
+from workflows import models
 from workflows.actions import AnsibleAction
+from workflows.incident_memory import IncidentMemory
 from workflows.investigation_models import MemoryQuery
 from workflows.models import Alert, Diagnosis, IncidentState, Phase, Plan, PlannedAction, TimelineEntry
 
@@ -224,3 +226,36 @@ async def test_a_vector_of_an_older_text_never_counts(open_store: OpenStore) -> 
     await documents.delete([new.id])
     assert (await documents.documents("runbook"), await documents.count(None)) == ([], 0)
     assert await documents.nearest("m", unit, None, 5) == []
+
+
+async def test_memory_keeps_only_what_diagnosis_needs(open_store: OpenStore) -> None:
+    store = await open_store()
+    state = closed_incident(
+        "m1", "ServiceDown", "checkout", "dependency_down", Phase.RESOLVED, "checkout health answers 503"
+    )
+    planned = state.plan.actions[0] if state.plan else None
+    assert planned is not None
+    planned.result = models.ActionOutcome(
+        ok=True, summary="restarted checkout", diff="-DIFF-LINE\n+DIFF-LINE", details={"stdout": "TRANSCRIPT"}
+    )
+    state = state.model_copy(
+        update={
+            "alert": state.alert.model_copy(
+                update={"annotations": {"description": "ANNOTATION-TEXT " * 4000, "probe_url": "http://x"}}
+            ),
+            "evidence_summary": "EVIDENCE-BLOB",
+            "evidence": models.Evidence(notes=["EVIDENCE-NOTE " * 1000]),
+        }
+    )
+    memory = IncidentMemory.of(state)
+    assert memory.model_dump(exclude_defaults=True).keys() >= {"alertname", "diagnosis", "actions", "outcome"}
+    activities = MemoryActivities(store)
+    await activities.record_incident(memory)
+    await activities.record_incident(state)  # a whole state (scheduled by an older workflow) is trimmed too
+    [doc] = await store.documents.documents("incident")
+    for leaked in ("ANNOTATION-TEXT", "EVIDENCE", "DIFF-LINE", "TRANSCRIPT", "probe_url"):
+        assert leaked not in doc.body and leaked not in doc.title, leaked
+    assert doc.title == "ServiceDown on checkout: Resolved" and doc.category == "dependency_down"
+    assert "dependency_down: checkout health answers 503" in doc.body
+    assert "action restart restart-service: restarted checkout" in doc.body
+    assert len(doc.body) < 600

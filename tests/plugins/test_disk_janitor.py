@@ -5,7 +5,9 @@ ansible-runner on localhost) and Remediator's approval handlers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -54,9 +56,13 @@ async def test_disk_janitor_cleans_up_once_approved(
     monkeypatch.syspath_prepend(str(EXAMPLES))
     logs = tmp_path / "logs"
     old_and_new_logs(logs)
+    inventory = tmp_path / "inventory.json"  # Ansible runs only on inventory hosts; here the one local host
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": local}}}))
     settings = Settings(
         task_queue=f"janitor-{uuid.uuid4().hex[:8]}",
         state_dir=tmp_path / "state",
+        ansible_inventory=str(inventory),
         ansible_marker_dir=str(tmp_path / "markers"),
         workflow_modules=["disk_janitor.workflow"],
     )

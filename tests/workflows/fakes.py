@@ -44,6 +44,7 @@ from workflows.activity_names import (
     executor_op,
 )
 from workflows.incident import IncidentWorkflow
+from workflows.incident_memory import IncidentMemory
 from workflows.investigation_models import LLMPolicy, ProbeRequest, PromQuery
 from workflows.kube_reads import (
     EventList,
@@ -99,7 +100,7 @@ class Fakes:
     calls: list[str] = field(default_factory=list)  # activity names, in order
     steps: list[str] = field(default_factory=list)  # "<executor>.<op>:<step>", in order
     notifications: list[PhaseChange] = field(default_factory=list)
-    remembered: list[IncidentState] = field(default_factory=list)
+    remembered: list[IncidentMemory] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.reads = {name: list(script) for name, script in self.reads.items()}  # ours to consume
@@ -144,8 +145,8 @@ class Fakes:
             return LLMPolicy(enabled=False)
 
         @fake(MEMORY_RECORD_INCIDENT)
-        async def remember(state: IncidentState) -> None:
-            self.remembered.append(state)
+        async def remember(memory: IncidentMemory) -> None:
+            self.remembered.append(memory)
 
         executors = [self._executor(kind, op) for kind in EXECUTORS for op in EXECUTOR_OPS]
         return [gather, diagnose, notify, verify, llm_policy, remember, *self._reads(), *executors]

@@ -65,7 +65,7 @@ async def test_approval_runs_fix_and_verifies(time_env: WorkflowEnvironment, fak
     assert [(a.approver, a.approved, a.reason) for a in state.approvals] == [("alice", True, "looks right")]
     assert fakes.calls[-3:] == ["ansible.snapshot", "ansible.apply", "verify"]
     assert "approval by alice" in events(state)
-    assert [r.phase for r in fakes.remembered] == [Phase.RESOLVED]  # closed incidents become memory
+    assert [r.outcome for r in fakes.remembered] == [Phase.RESOLVED]  # closed incidents become memory
     phases = [n.phase for n in fakes.notifications if n.level == 0]
     assert phases == [
         Phase.RECEIVED,

@@ -60,7 +60,7 @@ class JanitorRequest(BaseModel):
     min_free_percent: float = Field(default=15.0, ge=0, le=100)
     cleanup_dirs: list[str] = ["/var/log"]
     retain_days: int = Field(default=7, ge=1)
-    host: str = ""  # the inventory host to clean; empty: the worker's own host
+    host: str = ""  # the inventory host to clean; empty: the inventory's only host
     environment: str = "prod"
 
 
