@@ -9,7 +9,7 @@ longer agree with a workflow on a name that no production worker answers to.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -51,11 +51,14 @@ CHECK_ACTIVITY = {
 }
 
 
-def called_by(playbook: Playbook) -> tuple[set[str], set[str]]:
-    """What a playbook's steps can call: the activities of its reads, and its executors' operations."""
+def called_by(playbook: Playbook, taken: Collection[str] = ()) -> tuple[set[str], set[str]]:
+    """What a playbook's steps (or only the `taken` step ids) can call: its reads' activities, and its
+    executors' operations."""
     reads: set[str] = set()
     ops: set[str] = set()
     for _, step in playbook.walk():
+        if taken and step.id not in taken:
+            continue
         if isinstance(step, CheckStep | VerifyStep):
             kind = step.check["type"]
             preview = kind == "preview"

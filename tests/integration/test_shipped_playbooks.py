@@ -9,6 +9,8 @@ Approvals arrive as the `approve` signal, as `temporal workflow signal` sends th
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,7 @@ from workflows.models import TERMINAL_PHASES, Alert, Decision, IncidentState, Ph
 
 pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]
 
+TERRAFORM = Path(__file__).resolve().parents[2] / "deploy" / "terraform"
 APPROVERS = ("alice", "bob")  # two distinct people: destructive actions need both
 
 
@@ -41,12 +44,18 @@ APPROVERS = ("alice", "bob")  # two distinct people: destructive actions need bo
 class FakePrometheus:
     """Prometheus' query API on 127.0.0.1: a query answers the next value of the first metric it names.
 
-    Each metric's values are answered in order, the last one repeating.
+    Each metric's values are answered in order, the last one repeating. `/health` is a service that
+    answers, for the probes of a case (its labels name it as `{local}`); `probed` counts its requests.
     """
 
     values: dict[str, list[float]] = field(default_factory=dict)  # metric name -> answers in order
     queries: list[str] = field(default_factory=list)
     url: str = ""
+    probed: int = 0
+
+    async def _health(self, _: web.Request) -> web.Response:
+        self.probed += 1
+        return web.Response(text="ok")
 
     async def _query(self, request: web.Request) -> web.Response:
         query = request.query["query"]
@@ -60,6 +69,7 @@ class FakePrometheus:
     async def serving(self) -> AsyncIterator[FakePrometheus]:
         app = web.Application()
         app.router.add_get("/api/v1/query", self._query)
+        app.router.add_get("/health", self._health)
         runner = web.AppRunner(app)
         await runner.setup()
         port = free_port()
@@ -86,6 +96,8 @@ async def real_worker(client: Client, kube: KubeTarget, prometheus: str, tmp: Pa
         kubeconfig=str(kube.kubeconfig),
         kube_namespaces=[kube.namespace],
         prometheus_url=prometheus,
+        terraform_modules_dir=terraform_modules(tmp),
+        probe_allow=["127.0.0.1"],  # the OpsHealthCheck case probes a server of its own
     )
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="shipped") as pool:
         async with build_worker(client, settings, pool):
@@ -124,10 +136,33 @@ class Case:
     playbook: str
     labels: dict[str, str]
     metrics: dict[str, list[float]]
-    prepare: Callable[[KubeTarget], None]
+    prepare: Callable[[KubeTarget, Path], None]  # the cluster, and the test's own directory
     path: str  # the steps taken, as the timeline's "playbook path" shows them
-    changed: Callable[[KubeTarget], object]  # what the fix changed in the cluster ...
+    changed: Callable[[KubeTarget, Path], object]  # what the fix changed (cluster or files) ...
     expected: object  # ... and what it must be afterwards
+
+
+def terraform_modules(tmp: Path) -> Path:
+    """The shipped certificates module, and a module whose state has drifted (none yet applied).
+
+    Only the renewal command is replaced (certbot cannot run here), by a Terraform override file: the
+    module, its variables and its validation are the shipped ones.
+    """
+    modules = tmp / "modules"
+    shutil.copytree(TERRAFORM / "certificates", modules / "certificates")
+    command = f"printf '%s\\n' >> {tmp / 'renewed.log'}"
+    override = {"variable": {"renew_command": {"default": command}}}
+    (modules / "certificates" / "renew_override.tf.json").write_text(json.dumps(override))
+    (modules / "flags").mkdir()
+    (modules / "flags" / "main.tf").write_text(
+        'resource "terraform_data" "flag" {\n  input = "off"\n  provisioner "local-exec" {\n'
+        f'    command = "printf off > {tmp / "flag"}"\n  }}\n}}\n'
+    )
+    return modules
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
 
 
 def roll_out(kube: KubeTarget, name: str, image: str) -> None:
@@ -139,13 +174,29 @@ def image(kube: KubeTarget, name: str) -> str:
     return str(kube.deployment(name)["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
-def bad_checkout_rollout(kube: KubeTarget) -> None:
+def bad_checkout_rollout(kube: KubeTarget, _: Path) -> None:
     """The crash-looping checkout (tests/diagnosis/crashloop.py), after a rollout of a new image."""
     crashlooping_pod(kube)
     roll_out(kube, "checkout", "checkout:1.44.0")
 
 
-def bad_cart_rollout(kube: KubeTarget) -> None:
+def bad_ledger_rollout(kube: KubeTarget, _: Path) -> None:
+    kube.create(deployment("ledger", image="ledger:1.0"))
+    roll_out(kube, "ledger", "ledger:1.1")
+
+
+def create(name: str, replicas: int) -> Callable[[KubeTarget, Path], None]:
+    def prepare(kube: KubeTarget, _: Path) -> None:
+        kube.create(deployment(name, replicas=replicas))
+
+    return prepare
+
+
+def nothing(kube: KubeTarget, tmp: Path) -> None:
+    """Nothing to set up: the case's world is its own directory and servers."""
+
+
+def bad_cart_rollout(kube: KubeTarget, _: Path) -> None:
     kube.create(deployment("cart", image="cart:2.0", replicas=3))
     roll_out(kube, "cart", "cart:2.1")
 
@@ -164,7 +215,7 @@ CASES = {
         {"kube_pod_container_status_restarts_total": [0]},
         bad_checkout_rollout,
         "logs -> events -> history -> recent_rollout -> undo -> stopped_crashing",
-        lambda kube: image(kube, "checkout"),
+        lambda kube, _: image(kube, "checkout"),
         "registry.example.com/shop/checkout:1.43.0",
     ),
     "HighCPU": Case(
@@ -172,9 +223,9 @@ CASES = {
         {"alertname": "HighCPU", "namespace": "shop", "deployment": "api", "service": "api"},
         # CPU over 15 minutes is saturated; over the last 5 (after scaling out), no longer.
         {'container!=""}[15m]': [0.93], 'container!=""}[5m]': [0.3]},
-        lambda kube: kube.create(deployment("api", replicas=2)) and None,
+        create("api", 2),
         "cpu -> sustained -> scale_out -> relieved",
-        lambda kube: kube.deployment("api")["spec"]["replicas"],
+        lambda kube, _: kube.deployment("api")["spec"]["replicas"],
         4,
     ),
     "KubeDeploymentReplicasMismatch": Case(
@@ -183,8 +234,54 @@ CASES = {
         {"kube_deployment_spec_replicas": [0]},
         bad_cart_rollout,
         "undo -> available",
-        lambda kube: image(kube, "cart"),
+        lambda kube, _: image(kube, "cart"),
         "cart:2.0",
+    ),
+    "HighLatency": Case(
+        "high_latency.yaml",
+        {"alertname": "HighLatency", "namespace": "shop", "deployment": "web", "service": "web"},
+        # No dependency down, the service saturated; after scaling out, p99 is back under the SLO.
+        {"sum(1 - up{": [0], "container_cpu_usage_seconds_total": [0.95], "http_request_duration": [0.2]},
+        create("web", 2),
+        "dependencies_down -> dependency_problem -> cpu -> saturated -> scale_out -> fast_again",
+        lambda kube, _: kube.deployment("web")["spec"]["replicas"],
+        4,
+    ),
+    "HighMemory": Case(
+        "high_memory.yaml",
+        {"alertname": "HighMemory", "namespace": "shop", "deployment": "ledger", "container": "ledger"},
+        {"kube_pod_container_status_restarts_total": [0]},
+        bad_ledger_rollout,  # a deploy minutes ago: roll it back rather than raise the limit
+        "evidence -> recent_deploy -> undo_deploy -> stable",
+        lambda kube, _: image(kube, "ledger"),
+        "ledger:1.0",
+    ),
+    "CertificateExpiringSoon": Case(
+        "certificate_expiring_soon.yaml",
+        {"alertname": "CertificateExpiringSoon", "certificate": "shop-tls", "instance": "shop.example:443"},
+        {"probe_ssl_earliest_cert_expiry": [89]},  # days left after the renewal
+        nothing,
+        "renew -> fresh",
+        lambda _, tmp: read(tmp / "renewed.log"),
+        "shop-tls\n",
+    ),
+    "TerraformDrift": Case(
+        "terraform_drift.yaml",
+        {"alertname": "TerraformDrift", "module": "flags", "workspace": "shop-flags"},
+        {},
+        nothing,
+        "plan -> drifted -> approve_apply -> apply -> converged",
+        lambda _, tmp: read(tmp / "flag"),
+        "off",
+    ),
+    "OpsHealthCheck": Case(
+        "ops_health_check.yaml",
+        {"alertname": "OpsHealthCheck", "target": "{local}"},
+        {},
+        nothing,
+        "probe -> answers -> fast -> metrics",
+        lambda _, __: None,  # a check changes nothing; the test asserts the probe reached the service
+        None,
     ),
 }
 
@@ -194,21 +291,28 @@ async def test_shipped_playbook_resolves_on_the_real_worker(
     dev_client: Client, kube: KubeTarget, tmp_path: Path, name: str
 ) -> None:
     case = CASES[name]
-    case.prepare(kube)
+    case.prepare(kube, tmp_path)
     playbook = shipped(case.playbook)
     assert playbook.playbook.name == name
     async with (
         FakePrometheus({k: list(v) for k, v in case.metrics.items()}).serving() as prometheus,
         real_worker(dev_client, kube, prometheus.url, tmp_path) as queue,
     ):
-        handle = await start(dev_client, alert(**case.labels), CONFIG, playbook, queue=queue)
+        local = prometheus.url.removeprefix("http://")
+        labels = {name: value.replace("{local}", local) for name, value in case.labels.items()}
+        handle = await start(dev_client, alert(**labels), CONFIG, playbook, queue=queue)
         state = await finish(handle)
     assert state.phase == Phase.RESOLVED, [(e.event, e.detail) for e in state.timeline][-6:]
     assert next(e.detail for e in state.timeline if e.event == "playbook path") == case.path
-    assert case.changed(kube) == case.expected
+    assert case.changed(kube, tmp_path) == case.expected
+    if any("{local}" in value for value in case.labels.values()):
+        assert prometheus.probed, "the probe never reached the service"
     called = await activity_types(handle)
     assert set(called) <= real_activity_names()
     # Every read the playbook's path takes ran through its registered activity (kube_logs, not kubernetes.logs).
-    reads, _ = called_by(playbook.playbook)
+    reads, _ = called_by(playbook.playbook, taken=case.path.split(" -> "))
     assert reads & set(called) == reads
-    assert prometheus.queries, "the verification never asked Prometheus"
+    # Every series a case scripts was asked for: the checks and verifications went to Prometheus.
+    assert all(any(name in query for query in prometheus.queries) for name in case.metrics), (
+        prometheus.queries
+    )
