@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt-installed
-APT_PACKAGES := prometheus prometheus-alertmanager docker-compose
+APT_PACKAGES := prometheus prometheus-alertmanager docker-compose chromium
 
 .PHONY: run test lint typecheck unit setup apt clean
 
@@ -16,11 +16,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# Debian's Prometheus and Alertmanager for the integration tests, and docker-compose, whose `config`
-# validates deploy/compose.yaml (installed when missing).
+# Debian's Prometheus and Alertmanager for the integration tests, docker-compose, whose `config`
+# validates deploy/compose.yaml, and chromium, which the web board's browser test drives (installed
+# when missing).
 $(APT_STAMP): Makefile | $(BIN)/python
 	@if ! command -v prometheus-alertmanager >/dev/null || ! command -v prometheus >/dev/null \
-		|| ! command -v docker-compose >/dev/null; then \
+		|| ! command -v docker-compose >/dev/null || ! command -v chromium >/dev/null; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \

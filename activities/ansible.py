@@ -336,7 +336,9 @@ class _Run:
             counts = self.bookkeeping.setdefault(host, HostResult())
             counts.ok += 1
             counts.changed += bool(res.get("changed"))
-        elif kind == "runner_on_skipped" and not ours and _CHECK_MODE_SKIP.search(str(event.get("stdout", ""))):
+        elif (
+            kind == "runner_on_skipped" and not ours and _CHECK_MODE_SKIP.search(str(event.get("stdout", "")))
+        ):
             # shell/command (and modules without check mode) would run for real: no prediction.
             self.unpredictable.append(str(data.get("task_action", "?")).rpartition(".")[2])
         elif kind == "runner_on_skipped" and ours:

@@ -19,6 +19,7 @@ from api import (
 )
 from api.auth.credentials import Authenticator
 from api.auth.middleware import Authenticate
+from api.board import routes as board
 from api.body_limit import BodyLimit
 from api.ingest import Pinning
 from worker.client import connect
@@ -56,7 +57,15 @@ def create_app(settings: Settings, temporal_address: str | None = None) -> FastA
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Authenticate)  # added last, so it runs first: no credential, no body read
     errors.install(app)
-    routers = (routes_alerts, routes_incidents, routes_health, routes_logs, routes_operations, routes_keys)
+    routers = (
+        routes_alerts,
+        routes_incidents,
+        routes_health,
+        routes_logs,
+        routes_operations,
+        routes_keys,
+        board,
+    )
     for module in routers:
         app.include_router(module.router)
     return app

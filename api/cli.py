@@ -8,6 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from api import (
+    cli_alerts,
     cli_auth,
     cli_codec,
     cli_diagnosis,
@@ -40,6 +41,7 @@ app = typer.Typer(
 for group in (
     cli_stack.app,
     cli_incidents.app,
+    cli_alerts.app,
     cli_diagnosis.app,
     cli_memory.app,
     cli_playbooks.app,

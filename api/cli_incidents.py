@@ -1,4 +1,4 @@
-"""Incident commands of `remediator`: list, show, approve, reject, and send alerts.
+"""Incident commands of `remediator`: list, show, approve and reject (alerts: cli_alerts.py).
 
 They talk to the API over HTTP (`--api-url`, else REMEDIATOR_API_URL), so they work against any
 deployment, sending REMEDIATOR_API_KEY as `Authorization: Bearer`. Every failure is one line on stderr and a non-zero exit code, never a traceback.
@@ -7,15 +7,14 @@ deployment, sending REMEDIATOR_API_KEY as `Authorization: Bearer`. Every failure
 from __future__ import annotations
 
 import json
-import sys
+import time
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from api.routes_incidents import workflow_id
@@ -23,37 +22,12 @@ from worker.settings import load_settings
 from workflows.models import ActionOutcome, IncidentState, Phase
 
 app = typer.Typer()
-alert_app = typer.Typer(help="Send alerts to the API.", no_args_is_help=True)
-app.add_typer(alert_app, name="alert")
 
 # Approvals wait on the worker's answer; the API itself gives up (503) well before this.
 TIMEOUT_SECONDS = 60.0
-
-# Labels only (no shorthands), so `--label` can override any of them.
-SAMPLES: dict[str, dict[str, Any]] = {
-    "servicedown": {
-        "alertname": "ServiceDown",
-        "labels": {
-            "service": "demo",
-            "severity": "critical",
-            "environment": "dev",
-            "instance": "127.0.0.1:8080",
-            "job": "demo",
-        },
-        "annotations": {"summary": "demo is not answering its health check"},
-    },
-    "diskfull": {
-        "alertname": "DiskAlmostFull",
-        "labels": {
-            "service": "db",
-            "severity": "warning",
-            "environment": "dev",
-            "instance": "db-1",
-            "mountpoint": "/var/lib/postgresql",
-        },
-        "annotations": {"summary": "less than 5% disk space left"},
-    },
-}
+# After a decision, how long (and how often) to look for the phase it leads to.
+SETTLE_SECONDS = 15.0
+SETTLE_EVERY = 0.25
 
 ApiUrl = Annotated[
     str | None,
@@ -137,21 +111,30 @@ def when(value: datetime | str | None) -> str:
 # --- incidents, show --------------------------------------------------------------------------
 
 
+def full_id_column() -> Column:
+    # Never wrapped or cut: an id is copied into the next command, so narrower columns give way.
+    return Column("incident", no_wrap=True, overflow="ignore")
+
+
 @app.command()
 def incidents(
     phase: Annotated[Phase | None, typer.Option(help="Only incidents in this phase.")] = None,
     alertname: Annotated[str | None, typer.Option(help="Only incidents of this alert.")] = None,
     service: Annotated[str | None, typer.Option(help="Only incidents of this service.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="The API's rows as JSON, for scripts.")] = False,
     api_url: ApiUrl = None,
 ) -> None:
     """List incidents, optionally filtered by phase, alert name or service."""
     params = {"phase": phase, "alertname": alertname, "service": service, "limit": limit}
     rows = call(api_url, "GET", "/incidents", params={k: v for k, v in params.items() if v is not None})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
     if not rows:
         out.print("no incidents match")
         return
-    table = Table("incident", "phase", "alert", "service", "severity", "started", "workflow")
+    table = Table(full_id_column(), "phase", "alert", "service", "severity", "started", "workflow")
     for row in rows:
         table.add_row(
             row["incident_id"],
@@ -233,6 +216,16 @@ def show(
 # --- approve, reject --------------------------------------------------------------------------
 
 
+def settled(api_url: str | None, state: IncidentState) -> IncidentState:
+    """The incident once the decision took effect: the update answers the moment it is recorded,
+    before the workflow moves on, so look until the phase leaves AwaitingApproval (briefly)."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while state.phase == Phase.AWAITING_APPROVAL and time.monotonic() < deadline:
+        time.sleep(SETTLE_EVERY)
+        state = IncidentState.model_validate(call(api_url, "GET", incident_path(state.incident_id)))
+    return state
+
+
 def decide(incident_id: str, approve: bool, approver: str | None, reason: str, api_url: str | None) -> None:
     verb, done = ("approve", "approved") if approve else ("reject", "rejected")
     body = {"reason": reason} if approver is None else {"approver": approver, "reason": reason}
@@ -241,7 +234,14 @@ def decide(incident_id: str, approve: bool, approver: str | None, reason: str, a
     )
     # Who the incident recorded: the key's principal, whatever --as said.
     recorded = state.approvals[-1].approver if state.approvals else approver
-    out.print(f"{done} {state.incident_id} as {recorded}; phase is now {state.phase}")
+    approvers = {a.approver for a in state.approvals if a.approved}
+    needed = (state.plan.required_approvers if state.plan else 1) - len(approvers)
+    if approve and needed > 0:
+        out.print(f"{done} {state.incident_id} as {recorded}; waiting for {needed} more approver(s)")
+        return
+    state = settled(api_url, state)
+    still = " (the worker has not moved it on yet)" if state.phase == Phase.AWAITING_APPROVAL else ""
+    out.print(f"{done} {state.incident_id} as {recorded}; phase is now {state.phase}{still}")
 
 
 @app.command()
@@ -264,66 +264,3 @@ def reject(
 ) -> None:
     """Reject an incident's remediation plan."""
     decide(incident_id, False, approver, reason, api_url)
-
-
-# --- alert send -------------------------------------------------------------------------------
-
-
-def load_json(file: Path) -> Any:
-    try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        fail(f"{file}: cannot read: {err}")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        fail(f"{file}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}")
-
-
-def endpoint_for(payload: Any) -> str:
-    """Alertmanager and Grafana payloads carry `alerts[]`; Grafana's also has `orgId`."""
-    if isinstance(payload, dict) and isinstance(payload.get("alerts"), list):
-        return "/alerts/grafana" if "orgId" in payload else "/alerts/alertmanager"
-    return "/alerts"
-
-
-def parse_labels(pairs: list[str]) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            fail(f"--label {pair!r}: expected KEY=VALUE")
-        labels[key] = value
-    return labels
-
-
-@alert_app.command()
-def send(
-    file: Annotated[
-        Path | None, typer.Argument(help="JSON file (generic, Alertmanager or Grafana); - for stdin")
-    ] = None,
-    sample: Annotated[str | None, typer.Option(help=f"Send a built-in sample: {', '.join(SAMPLES)}.")] = None,
-    label: Annotated[
-        list[str] | None, typer.Option(help="KEY=VALUE added to the sample's labels (repeatable).")
-    ] = None,
-    resolved: Annotated[bool, typer.Option(help="Send the sample as resolved.")] = False,
-    api_url: ApiUrl = None,
-) -> None:
-    """Post an alert to the API, as Alertmanager, Grafana or a script would."""
-    if (file is None) == (sample is None):
-        fail("give either a FILE or --sample NAME")
-    if file is not None:
-        if label or resolved:
-            fail("--label and --resolved apply to --sample only; edit the file instead")
-        payload = load_json(file)
-    else:
-        if sample not in SAMPLES:
-            fail(f"unknown sample {sample!r}; choose one of: {', '.join(SAMPLES)}")
-        base = SAMPLES[sample]
-        payload = {**base, "labels": {**base["labels"], **parse_labels(label or [])}}
-        payload["status"] = "resolved" if resolved else "firing"
-    outcomes = call(api_url, "POST", endpoint_for(payload), json=payload)
-    table = Table("incident", "alert", "status", "outcome")
-    for o in outcomes:
-        table.add_row(o["incident_id"], o["alertname"], o["status"], o["outcome"])
-    out.print(table)

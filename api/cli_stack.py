@@ -51,13 +51,14 @@ def admin_key_banner(settings: Settings) -> str:
     from api.auth.keys import KeyStore, KeyStoreError
     from api.auth.principal import ANY, Role
     from api.demo import DEV_ADMIN
+    from api.dev_console import remediator_command
 
     keys = KeyStore(settings.api_keys_path)
     try:
         if any(Role.ADMIN in r.roles for r in keys.active()):
             return (
                 f"  API keys  {keys.path} (hashes only; a new admin key: "
-                "remediator auth key create --name NAME --role admin)\n"
+                f"{remediator_command()} auth key create --name NAME --role admin)\n"
             )
         _, key = keys.create(DEV_ADMIN, [Role.ADMIN], environments=[ANY])
     except KeyStoreError as err:
@@ -97,12 +98,18 @@ def dev(
     demo: bool = typer.Option(True, help="Break a real demo service and let Remediator fix it."),
     demo_port: int = typer.Option(0, help="Demo service port; 0 reuses the last one or picks a free one."),
     auto_approve: bool = typer.Option(False, help="Run remediations without waiting for approval."),
+    verbose: bool = typer.Option(False, "--verbose", help="INFO logs, and tracebacks of failures."),
 ) -> None:
     """Temporal dev server, worker and API in one process; Ctrl-C stops them all."""
     from api.app import create_app
     from api.auth.keys import KeyStore
     from api.demo import Demo
+    from api.dev_console import configure_logging, follow_phases
+    from worker.client import connect
+    from worker.codec import with_dev_key
     from worker.stack import Ports, run_dev
+
+    configure_logging(verbose)
 
     base = get_settings()
     state = (state_dir or base.state_dir).resolve()
@@ -120,10 +127,15 @@ def dev(
             f"  Temporal  {info.temporal_address}\n"
             f"  Web UI    {info.ui_url}\n"
             f"  API       {info.api_url}  (OpenAPI docs at {info.api_url}/docs)\n"
+            f"  Board     {info.api_url}/board  (log in with an API key)\n"
             f"  state     {info.state_dir}\n{keys_banner}"
         )
+        # The console's own client, with the codec key the stack reads incidents with.
+        client = await connect(info.temporal_address, settings=with_dev_key(settings))
+        parts = [follow_phases(client)]
         if the_demo:
-            await the_demo.run(info, settings.auto_approve, KeyStore(settings.api_keys_path))
+            parts.append(the_demo.run(info, settings.auto_approve, KeyStore(settings.api_keys_path)))
+        await asyncio.gather(*parts)
 
     async def main() -> None:
         try:

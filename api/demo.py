@@ -28,10 +28,11 @@ from activities.outbound import AllowList
 from activities.probe import probe
 from api.auth.keys import KeyStore, KeyStoreError
 from api.auth.principal import Role
+from api.dev_console import remediator_command
 from worker.devserver import free_port, port_is_free
 from worker.settings import REPO_ROOT, Settings
 from worker.stack import StackInfo
-from workflows.models import TERMINAL_PHASES, IncidentState, Phase
+from workflows.models import TERMINAL_PHASES, IncidentState
 from workflows.policy import Policy
 
 SCRIPT = REPO_ROOT / "deploy" / "demo" / "service.py"
@@ -46,6 +47,10 @@ DEV_ADMIN = "admin"  # the principal of the admin key `remediator dev` makes on 
 
 class DemoError(Exception):
     pass
+
+
+def _health(port: int) -> str:
+    return f"http://{DEMO_HOST}:{port}/health"
 
 
 def say(message: str) -> None:
@@ -100,12 +105,23 @@ class Demo:
         args = [sys.executable, str(SCRIPT), command, "--pidfile", str(self.pidfile)]
         return [*args, "--port", str(port), "--log", str(self.dir / "service.log")] if port else args
 
+    @property
+    def _port_file(self) -> Path:
+        return self.dir / "port"
+
+    def _recorded_port(self) -> int:
+        text = self._port_file.read_text().strip() if self._port_file.exists() else ""
+        return int(text) if text.isdigit() else 0
+
+    def health_url(self) -> str | None:
+        """The demo service's /health on the port its last run used; None before any run."""
+        port = self._recorded_port()
+        return _health(port) if port else None
+
     def _choose_port(self) -> int:
-        recorded = self.dir / "port"
-        text = recorded.read_text().strip() if recorded.exists() else ""
-        previous = int(text) if text.isdigit() else 0
+        previous = self._recorded_port()
         port = self.port or (previous if previous and port_is_free(previous) else free_port())
-        recorded.write_text(str(port))
+        self._port_file.write_text(str(port))
         return port
 
     def _write_inventory(self, port: int) -> None:
@@ -156,7 +172,7 @@ class Demo:
         await self._run(self.service("stop"))  # one left running by an earlier run that was killed
         port = self._choose_port()
         self._write_inventory(port)
-        health = f"http://{DEMO_HOST}:{port}/health"
+        health = _health(port)
         await self._run(self.service("start", port))
         if not (await probe(http, health, DEMO_ALLOW)).ok:
             raise DemoError(f"the demo service started but {health} is not healthy")
@@ -176,15 +192,17 @@ class Demo:
 
     def _explain(self, info: StackInfo, incident: str, auto_approve: bool) -> None:
         api = "" if info.api_url == DEFAULT_API_URL else f" --api-url {info.api_url}"
+        remediator = remediator_command()
         typer.echo(f"\n  watch it:   {info.ui_url}/namespaces/default/workflows/{incident}")
-        typer.echo(f"              remediator show {incident}{api}")
+        typer.echo(f"              {remediator} show {incident}{api}")
         if auto_approve:
             typer.echo("  approval:   --auto-approve is on, so Ansible runs without waiting\n")
             return
         payload = json.dumps({"approver": "alice"}, separators=(",", ":"))
         body = json.dumps({"approver": DEV_ADMIN}, separators=(",", ":"))
-        typer.echo("  approve it with the admin key in REMEDIATOR_API_KEY, either of:")
-        typer.echo(f"    remediator approve {incident} --as {DEV_ADMIN}{api}")
+        typer.echo(f"  approve it on the board, {info.api_url}/board/incidents/{incident} (log in with the")
+        typer.echo("  admin key), or with the admin key in REMEDIATOR_API_KEY, either of:")
+        typer.echo(f"    {remediator} approve {incident} --as {DEV_ADMIN}{api}")
         typer.echo(
             f"    curl -X POST {info.api_url}/incidents/{incident}/approve "
             f"-H \"Authorization: Bearer $REMEDIATOR_API_KEY\" -H 'content-type: application/json' -d '{body}'"
@@ -196,15 +214,11 @@ class Demo:
         )
 
     async def _follow(self, http: httpx.AsyncClient, api_url: str, incident: str) -> None:
-        """Print each phase the incident reaches until it ends (the Web UI has the full history)."""
-        seen: Phase | None = None
-        while seen not in TERMINAL_PHASES:
+        """Wait for the incident to end; the console prints each phase it passes (api/dev_console.py)."""
+        state: IncidentState | None = None
+        while state is None or state.phase not in TERMINAL_PHASES:
             await asyncio.sleep(FOLLOW_EVERY)
             response = await http.get(f"{api_url}/incidents/{incident}")
-            if response.status_code != 200:
-                continue  # e.g. 503 while the worker is busy starting: look again next time
-            state = IncidentState.model_validate_json(response.content)
-            if state.phase != seen:
-                seen = state.phase
-                say(f"{incident} is {seen}: {state.timeline[-1].event if state.timeline else ''}")
-        say(f"{incident} ended {seen}")
+            if response.status_code == 200:  # else e.g. 503 while the worker is busy starting
+                state = IncidentState.model_validate_json(response.content)
+        say(f"{incident} ended {state.phase}")
