@@ -26,7 +26,7 @@ from tests.credentials import ApiKeys
 from tests.stack.devstack import REMEDIATOR, Dev, alive, children, wait_for
 from worker.devserver import free_port, port_is_free
 from workflows import search_attributes as sa
-from workflows.models import IncidentState, Phase, label_fingerprint
+from workflows.models import TERMINAL_PHASES, IncidentState, Phase, label_fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +157,51 @@ def test_an_incident_waits_for_approval_into_the_restart(first: Dev, keys: ApiKe
     response = httpx.post(f"{first.api}/alerts", json=body, headers=keys.headers("sender"))
     assert response.status_code == 202 and response.json()[0]["incident_id"] == WAITING_ID
     first.wait_incident(WAITING_ID, lambda s: s.phase == Phase.AWAITING_APPROVAL, "awaiting approval")
+
+
+@pytest.mark.ansible
+def test_the_sample_alert_restarts_the_demo_and_the_console_tells_each_phase(
+    first: Dev, keys: ApiKeys
+) -> None:
+    first.wait_incident(DEMO_ID, lambda s: s.phase == Phase.RESOLVED, "resolved")  # the service is up
+    pidfile = first.state_dir / "demo" / "service.pid"
+    subprocess.run([sys.executable, str(SCRIPT), "kill", "--pidfile", str(pidfile)], check=True, timeout=30)
+    # As the README's quick start does it: state dir and API from the environment, an 80-column terminal.
+    env = {**os.environ, "REMEDIATOR_STATE_DIR": str(first.state_dir), "REMEDIATOR_API_URL": first.api}
+    env["COLUMNS"] = "80"
+
+    def remediator(key: str, *args: str) -> str:
+        done = subprocess.run(
+            [REMEDIATOR, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**env, "REMEDIATOR_API_KEY": key},
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    [incident] = re.findall(
+        r"incident-[0-9a-f]{16}", remediator(keys.keys["sender"], "alert", "send", "--sample", "servicedown")
+    )
+    first.wait_incident(incident, lambda s: s.phase == Phase.AWAITING_APPROVAL, "awaiting approval")
+    assert incident in remediator(keys.keys["viewer"], "incidents")  # uncut at 80 columns
+    approved = remediator(keys.keys["alice"], "approve", incident)
+    assert re.fullmatch(
+        rf"approved {incident} as test-alice; phase is now (Executing|Verifying|Resolved)\n", approved
+    )
+    state = first.wait_incident(incident, lambda s: s.phase in TERMINAL_PHASES, "ending")
+    assert state.phase == Phase.RESOLVED, state.timeline
+    assert any(e.event == "verify healthy passed" for e in state.timeline), state.timeline
+    assert httpx.get(state.alert.annotations["probe_url"]).status_code == 200  # the demo's /health
+
+    def told(phase: Phase) -> str:
+        return f"{incident} (ServiceDown, demo) is {phase}: "
+
+    wait_for("the console to tell Resolved", lambda: told(Phase.RESOLVED) in first.output(), timeout=15)
+    phases = [Phase.RECEIVED, Phase.GATHERING, Phase.DIAGNOSING, Phase.AWAITING_APPROVAL, Phase.EXECUTING]
+    for phase in [*phases, Phase.VERIFYING, Phase.RESOLVED]:
+        assert first.output().count(told(phase)) == 1, (phase, first.output())
 
 
 def assert_stops_everything(dev: Dev, sig: signal.Signals) -> None:
