@@ -16,7 +16,7 @@ from api.ingest import WORKFLOW_TYPE
 from api.schemas import FINGERPRINT_PATTERN, ErrorBody, IncidentSummary
 from worker.settings import Settings
 from workflows import search_attributes as sa
-from workflows.models import DecisionRequest, IncidentState, Phase
+from workflows.models import DecisionRequest, IncidentState, Phase, Via
 
 ID_PREFIX = "incident-"
 
@@ -148,7 +148,7 @@ class DecisionBody(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-def _request(principal: Principal, body: DecisionBody, approve: bool) -> DecisionRequest:
+def _request(principal: Principal, body: DecisionBody, approve: bool, via: Via = "api") -> DecisionRequest:
     # Identity comes from the credential: a body naming someone else is refused, never recorded.
     if body.approver is not None and body.approver != principal.name:
         raise HTTPException(
@@ -158,7 +158,7 @@ def _request(principal: Principal, body: DecisionBody, approve: bool) -> Decisio
     return DecisionRequest(
         approver=principal.name,
         reason=body.reason,
-        via="api",
+        via=via,
         approve=approve,
         risks=list(principal.risks),
         environments=environments if environments else ["*"],

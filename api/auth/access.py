@@ -1,9 +1,11 @@
-"""The policy file's `access:` section: which OIDC groups hold which roles, and with which limits.
+"""The policy file's `access:` section: the roles and limits of OIDC groups and of Slack users.
 
     access:
       groups:
         sre-oncall: {roles: [approver], environments: [prod], risks: [change]}
         platform:   {roles: [admin]}
+      slack_users:              # Slack member id -> the principal its button clicks decide as
+        U024BE7LH: {principal: alice, roles: [approver], environments: [prod]}
 
 worker/policy_file.py sets this section aside for `Policy`; it is validated here, with the same
 `file:line: field: message` errors, when the API starts.
@@ -12,6 +14,7 @@ worker/policy_file.py sets this section aside for `Policy`; it is validated here
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -35,9 +38,34 @@ class GroupGrant(BaseModel):
     risks: list[Risk] = []
 
 
+class SlackUser(GroupGrant):
+    """Who a Slack user is here: the principal recorded when they click Approve or Reject in Slack."""
+
+    principal: str = Field(min_length=1, max_length=200)
+
+
+# Slack user ids (`U024BE7LH`; `W...` on Enterprise Grid), as in a profile's "Copy member ID".
+SlackUserId = Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,30}$")]
+
+
 class AccessPolicy(BaseModel):
     model_config = _CONFIG
     groups: dict[str, GroupGrant] = {}
+    slack_users: dict[SlackUserId, SlackUser] = {}
+
+    def slack_principal(self, user_id: str) -> Principal | None:
+        """The principal a Slack user acts as, or None when the policy does not map them."""
+        grant = self.slack_users.get(user_id)
+        if grant is None:
+            return None
+        return Principal(
+            name=grant.principal,
+            source="slack",
+            roles=frozenset(grant.roles),
+            environments=tuple(grant.environments),
+            services=tuple(grant.services),
+            risks=tuple(grant.risks),
+        )
 
     def principal(self, name: str, groups: Iterable[str]) -> Principal | None:
         """The principal of a person in `groups`, or None when none of them is granted a role.

@@ -47,7 +47,7 @@ class Principal(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    source: Literal["key", "oidc", "disabled"]
+    source: Literal["key", "oidc", "slack", "disabled"]
     roles: frozenset[Role]
     # Environments this principal speaks for (senders) or may decide in (approvers). Empty: only the
     # policy's default environment; ["*"]: any environment the alert names.

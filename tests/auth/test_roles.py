@@ -50,7 +50,9 @@ def test_the_table_covers_every_route() -> None:
         for method in operations
     }
     templated = {(m, _template(p)) for m, p, _, _ in ROUTES}
-    assert documented - {("GET", "/healthz"), ("GET", "/readyz")} == templated
+    # Slack's clicks carry Slack's signature instead of a key (tests/notify/test_slack_endpoint.py).
+    signed = {("POST", "/slack/interactions")}
+    assert documented - {("GET", "/healthz"), ("GET", "/readyz")} - signed == templated
 
 
 def _template(path: str) -> str:

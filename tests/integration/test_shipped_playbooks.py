@@ -1,7 +1,8 @@
 """Shipped playbooks through IncidentWorkflow on the real worker (`build_worker`), end to end.
 
-Nothing of ours is faked: the real dev server, the worker's own activity registration, the real
-Kubernetes client and kubectl against the Kubernetes emulator (a real HTTP server). Prometheus, which
+Every shipped playbook has a case here. Nothing of ours is faked: the real dev server, the worker's own
+activity registration, the real Kubernetes client and kubectl against the Kubernetes emulator (a real
+HTTP server), real ansible-runner on an inventory of this machine, and the embedded Terraform. Prometheus, which
 cannot run with these series here, is a local HTTP server answering its query API (`FakePrometheus`).
 Approvals arrive as the `approve` signal, as `temporal workflow signal` sends them.
 """
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +29,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
 from tests.diagnosis.crashloop import POD, crashlooping_pod
-from tests.k8s_emulator.harness import KubeTarget, deployment, emulated
+from tests.k8s_emulator.harness import RS_OWNER, KubeTarget, deployment, emulated, pod
 from tests.registration import called_by, real_activity_names
 from tests.workflows.fakes import CONFIG, shipped, start
 from worker.devserver import free_port
@@ -52,10 +56,12 @@ class FakePrometheus:
     queries: list[str] = field(default_factory=list)
     url: str = ""
     probed: int = 0
+    up_when: Path | None = None  # /health answers 503 until this file exists
 
     async def _health(self, _: web.Request) -> web.Response:
         self.probed += 1
-        return web.Response(text="ok")
+        up = self.up_when is None or self.up_when.exists()
+        return web.Response(text="ok" if up else "down", status=200 if up else 503)
 
     async def _query(self, request: web.Request) -> web.Response:
         query = request.query["query"]
@@ -97,6 +103,7 @@ async def real_worker(client: Client, kube: KubeTarget, prometheus: str, tmp: Pa
         kube_namespaces=[kube.namespace],
         prometheus_url=prometheus,
         terraform_modules_dir=terraform_modules(tmp),
+        ansible_inventory=str(inventory(tmp)),
         probe_allow=["127.0.0.1"],  # the OpsHealthCheck case probes a server of its own
     )
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="shipped") as pool:
@@ -161,6 +168,25 @@ def terraform_modules(tmp: Path) -> Path:
     return modules
 
 
+def inventory(tmp: Path) -> Path:
+    """One host, this machine as `127.0.0.1` (so an `instance` label with a port names it), whose
+    directories and restart command are the test's own: the inventory, not the alert, decides them."""
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "remediator_marker_dir": str(tmp / "markers"),
+        "restart_commands": {"web": f"touch {tmp / 'restarted'}"},
+        "cleanup_dirs": [str(tmp / "logs")],
+        "log_dirs": [str(tmp / "logs")],
+        "backup_paths": [str(tmp / "data")],
+        "backup_dir": str(tmp / "backups"),
+        "rotate_logs": False,  # no logrotate of this machine's own logs
+    }
+    path = tmp / "inventory.json"
+    path.write_text(json.dumps({"all": {"hosts": {"127.0.0.1": host}}}))
+    return path
+
+
 def read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
@@ -190,6 +216,48 @@ def create(name: str, replicas: int) -> Callable[[KubeTarget, Path], None]:
         kube.create(deployment(name, replicas=replicas))
 
     return prepare
+
+
+def old_rotated_log(_: KubeTarget, tmp: Path) -> None:
+    (tmp / "logs").mkdir()
+    stale = tmp / "logs" / "app.log.1"
+    stale.write_text("old")
+    month_ago = time.time() - 30 * 86400
+    os.utime(stale, (month_ago, month_ago))
+    (tmp / "logs" / "app.log").write_text("x" * 2048)
+
+
+def files_to_back_up(_: KubeTarget, tmp: Path) -> None:
+    (tmp / "data").mkdir()
+    (tmp / "data" / "orders.db").write_text("orders")
+
+
+def big_log(_: KubeTarget, tmp: Path) -> None:
+    """An 11 MB log (sparse), over the playbook's 10m threshold."""
+    (tmp / "logs").mkdir()
+    with (tmp / "logs" / "app.log").open("wb") as log:
+        log.truncate(11 * 2**20)
+
+
+def service_up(_: KubeTarget, tmp: Path) -> None:
+    (tmp / "restarted").touch()
+
+
+def pods_on_sick_node(kube: KubeTarget, _: Path) -> None:
+    kube.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-7"}, "spec": {}})
+    for name in ("orders-1", "orders-2"):
+        kube.create(pod(name, node="node-7", ownerReferences=[RS_OWNER]))
+
+
+def pods_left_on(node: str) -> Callable[[KubeTarget, Path], object]:
+    def left(kube: KubeTarget, _: Path) -> object:
+        listing = kube.admin.call(
+            "pods", kube.admin.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}"
+        )
+        unschedulable = (kube.get("v1", "Node", node) or {})["spec"].get("unschedulable")
+        return unschedulable, [p["metadata"]["name"] for p in listing["items"]]
+
+    return left
 
 
 def nothing(kube: KubeTarget, tmp: Path) -> None:
@@ -278,12 +346,76 @@ CASES = {
         "ops_health_check.yaml",
         {"alertname": "OpsHealthCheck", "target": "{local}"},
         {},
-        nothing,
+        service_up,
         "probe -> answers -> fast -> metrics",
         lambda _, __: None,  # a check changes nothing; the test asserts the probe reached the service
         None,
     ),
+    "ServiceDown": Case(
+        "service_down.yaml",
+        {
+            "alertname": "ServiceDown",
+            "service": "web",
+            "host": "127.0.0.1",
+            "probe_url": "http://{local}/health",
+        },
+        {},
+        nothing,  # /health answers 503 until the inventory's restart command has run
+        "probe -> still_down -> restart -> healthy",
+        lambda _, tmp: (tmp / "restarted").exists(),
+        True,
+    ),
+    "OpsBatchRestart": Case(
+        "ops_batch_restart.yaml",
+        {"alertname": "OpsBatchRestart", "service": "web", "target": "{local}"},
+        {},
+        nothing,
+        "restart -> healthy",
+        lambda _, tmp: (tmp / "restarted").exists(),
+        True,
+    ),
+    "DiskFull": Case(
+        "disk_full.yaml",
+        {"alertname": "DiskFull", "host": "127.0.0.1", "instance": "127.0.0.1:9100"},
+        {"100 * node_filesystem_avail_bytes": [4, 40]},  # 4% free, then 40% after the cleanup
+        old_rotated_log,
+        "free -> short -> cleanup -> space_back -> report",
+        lambda _, tmp: sorted(p.name for p in (tmp / "logs").iterdir()),
+        ["app.log"],
+    ),
+    "OpsBackup": Case(
+        "ops_backup.yaml",
+        {"alertname": "OpsBackup", "target": "127.0.0.1"},
+        {},
+        files_to_back_up,
+        "backup -> verified",
+        lambda _, tmp: sorted(p.suffix for p in (tmp / "backups").iterdir()),
+        [".gz", ".sha256"],
+    ),
+    "OpsLogRotation": Case(
+        "ops_log_rotation.yaml",
+        {"alertname": "OpsLogRotation", "target": "127.0.0.1"},
+        {},
+        big_log,
+        "rotate -> rotated",
+        lambda _, tmp: [(p.suffix, p.stat().st_size) for p in sorted((tmp / "logs").iterdir())][:1],
+        [(".log", 0)],
+    ),
+    "NodeNotReady": Case(
+        "node_not_ready.yaml",
+        {"alertname": "NodeNotReady", "node": "node-7"},
+        {"kube_pod_info": [0]},
+        pods_on_sick_node,
+        "approve_drain -> cordon -> uncordon -> drain -> emptied -> hand_over",
+        pods_left_on("node-7"),
+        (True, []),
+    ),
 }
+
+
+def test_every_shipped_playbook_has_a_case() -> None:
+    shipped_files = {path.name for path in (TERRAFORM.parents[1] / "playbooks").glob("*.yaml")}
+    assert shipped_files == {case.playbook for case in CASES.values()}
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -295,7 +427,9 @@ async def test_shipped_playbook_resolves_on_the_real_worker(
     playbook = shipped(case.playbook)
     assert playbook.playbook.name == name
     async with (
-        FakePrometheus({k: list(v) for k, v in case.metrics.items()}).serving() as prometheus,
+        FakePrometheus(
+            {k: list(v) for k, v in case.metrics.items()}, up_when=tmp_path / "restarted"
+        ).serving() as prometheus,
         real_worker(dev_client, kube, prometheus.url, tmp_path) as queue,
     ):
         local = prometheus.url.removeprefix("http://")
