@@ -16,6 +16,7 @@ from api import (
     routes_keys,
     routes_logs,
     routes_operations,
+    routes_slack,
 )
 from api.auth.credentials import Authenticator
 from api.auth.middleware import Authenticate
@@ -64,6 +65,7 @@ def create_app(settings: Settings, temporal_address: str | None = None) -> FastA
         routes_logs,
         routes_operations,
         routes_keys,
+        routes_slack,
         board,
     )
     for module in routers:

@@ -6,6 +6,8 @@ configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, prof
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import re
 from datetime import timedelta
@@ -114,8 +116,75 @@ class Settings(BaseSettings):
     give_up_after: timedelta = timedelta(hours=4)
     auto_approve: bool = False
 
-    # notifications
+    # notifications (activities/notify.py), each channel sent only when configured. The API decides
+    # from these whether an incident schedules notifications at all (IncidentConfig.notifications),
+    # so the API and the workers need the same notification settings.
     notify_url: str = ""
+    # Standard Webhooks secret, `whsec_<base64 of 24-64 random bytes>`: webhooks are then signed
+    # (webhook-id, webhook-timestamp, webhook-signature: v1,<base64 HMAC-SHA256>).
+    notify_secret: SecretStr = SecretStr("")
+    # Slack (activities/slack.py, api/routes_slack.py): the bot token (xoxb-..., scope chat:write), the
+    # app's signing secret (checks button clicks on POST /slack/interactions) and the channel the
+    # messages go to; all three or none. The API base URL changes only for tests.
+    slack_bot_token: SecretStr = SecretStr("")
+    slack_signing_secret: SecretStr = SecretStr("")
+    slack_channel: str = ""
+    slack_api_url: str = "https://slack.com/api"
+    # Email (activities/email.py) through an SMTP server: host, port, sender and recipients (comma
+    # separated); STARTTLS unless switched off; login only when a user name is set.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_from: str = ""
+    smtp_to: Annotated[list[str], NoDecode] = []
+    smtp_starttls: bool = True
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("smtp_to", mode="before")
+    @classmethod
+    def _recipients(cls, value: Any) -> Any:
+        return [m.strip() for m in value.split(",") if m.strip()] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _notification_channels_complete(self) -> Settings:
+        secret = self.notify_secret.get_secret_value()
+        if secret:
+            if not self.notify_url:
+                raise ValueError("REMEDIATOR_NOTIFY_SECRET is set but REMEDIATOR_NOTIFY_URL is not")
+            try:
+                raw = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except binascii.Error:
+                raw = b""
+            if not secret.startswith("whsec_") or not 24 <= len(raw) <= 64:
+                raise ValueError(
+                    "REMEDIATOR_NOTIFY_SECRET must be whsec_ followed by the base64 of 24 to 64 random bytes"
+                )
+        slack = {
+            "REMEDIATOR_SLACK_BOT_TOKEN": self.slack_bot_token.get_secret_value(),
+            "REMEDIATOR_SLACK_SIGNING_SECRET": self.slack_signing_secret.get_secret_value(),
+            "REMEDIATOR_SLACK_CHANNEL": self.slack_channel,
+        }
+        if any(slack.values()) and not all(slack.values()):
+            missing = ", ".join(name for name, value in slack.items() if not value)
+            raise ValueError(f"Slack needs a bot token, a signing secret and a channel; missing {missing}")
+        if self.smtp_host and not (self.smtp_from and self.smtp_to):
+            raise ValueError(
+                "email needs REMEDIATOR_SMTP_FROM and REMEDIATOR_SMTP_TO beside REMEDIATOR_SMTP_HOST"
+            )
+        return self
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_channel)
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_host)
+
+    @property
+    def notifications_configured(self) -> bool:
+        return bool(self.notify_url) or self.slack_configured or self.smtp_configured
 
     # playbooks (playbooks/*.yaml) and the policy between every plan and every action; without a
     # policy file the built-in defaults apply (workflows/policy.py)
@@ -241,6 +310,7 @@ class Settings(BaseSettings):
             verify_timeout=self.verify_timeout,
             auto_approve=self.auto_approve,
             prometheus=bool(self.prometheus_url),
+            notifications=self.notifications_configured,
         )
 
 

@@ -48,6 +48,7 @@ from workflows.models import (
     Diagnosis,
     IncidentConfig,
     IncidentState,
+    NotifyReceipt,
     Phase,
     PhaseChange,
     Plan,
@@ -79,6 +80,9 @@ PHASES: dict[Outcome, Phase] = {
 }
 DRY_RUN_ENDING = "dry-run: nothing was executed"
 NOTIFY_TIMEOUT = timedelta(seconds=30)
+# Without any notification channel configured (IncidentConfig.notifications) no `notify` is scheduled.
+NOTIFY_CONFIGURED_PATCH = "notify-only-when-configured"
+PREVIEW_CHARS = 2_500
 LIMITS_TIMEOUT = timedelta(seconds=30)
 _CARRY_ON = (Phase.EXECUTING, Phase.VERIFYING)
 
@@ -204,24 +208,51 @@ class Host:
         await self.announce(event, 0)
 
     async def notify(self, step: str, message: str, level: int) -> None:
-        alert = self.state.alert
-        change = PhaseChange(
-            incident_id=self.incident_id,
-            phase=self.state.phase,
-            alert_name=alert.name,
-            service=alert.service,
-            severity=alert.severity,
-            message=message,
-            level=level,
-        )
+        # One decision for every channel (webhook, Slack, email), made where the incident started:
+        # with none configured no activity is scheduled. Runs begun before it still schedule theirs.
+        if not self.config.notifications and workflow.patched(NOTIFY_CONFIGURED_PATCH):
+            return
         # A notification is not worth cancelling mid-flight: abandoning it sends no cancel request
         # that could race its completion when the incident itself is cancelled.
-        await workflow.execute_activity(
+        result = await workflow.execute_activity(
             NOTIFY,
-            change,
+            self._phase_change(message, level),
             start_to_close_timeout=NOTIFY_TIMEOUT,
             retry_policy=READ_RETRY,
             cancellation_type=ActivityCancellationType.ABANDON,
+        )
+        # Untyped on purpose: runs recorded before the receipt existed returned a plain string.
+        if isinstance(result, dict):
+            receipt = NotifyReceipt.model_validate(result)
+            self.state.slack_message = receipt.slack_message or self.state.slack_message
+            for failure in receipt.failed:
+                self.record("notification failed", failure)
+
+    def _phase_change(self, message: str, level: int) -> PhaseChange:
+        """What every channel is told: the phase, and enough of the incident to decide on it."""
+        state, asking = self.state, self.desk.asking
+        last = state.timeline[-1] if state.timeline else None
+        diagnosis = state.diagnosis
+        return PhaseChange(
+            incident_id=self.incident_id,
+            phase=state.phase,
+            alert_name=state.alert.name,
+            service=state.alert.service,
+            severity=state.alert.severity,
+            message=message,
+            level=level,
+            detail=last.detail if last is not None and last.event == message else "",
+            environment=self.environment,
+            diagnosis=(
+                f"{diagnosis.category} ({diagnosis.confidence:.2f}): {diagnosis.explanation}"
+                if diagnosis
+                else ""
+            ),
+            preview=_plan_lines(state.plan),
+            risk=asking.risk if asking else None,
+            approvers_required=asking.approvers_required if asking else 0,
+            decisions=[_decision_text(a) for a in state.approvals],
+            slack_message=state.slack_message,
         )
 
     async def announce(self, message: str, level: int) -> None:
@@ -489,6 +520,24 @@ def _asking(request: ApprovalRequest) -> str:
     who = f" of {', '.join(request.eligible)}" if request.eligible else ""
     need = f"needs {request.approvers_required} distinct approver(s){who}"
     return "; ".join(part for part in (request.summary, request.reason, need) if part)
+
+
+def _plan_lines(plan: Plan | None) -> str:
+    if plan is None:
+        return ""
+    lines = [plan.summary] if plan.summary else []
+    for p in plan.actions:
+        preview = f": {p.preview.summary}" if p.preview else ""
+        lines.append(f"{p.step}: {p.action.name} ({p.action.risk}){preview}")
+    text = "\n".join(lines)
+    # Every notification carries it into history: bounded, as Slack's own limits are.
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _decision_text(approval: Approval) -> str:
+    verb = "approved" if approval.approved else "rejected"
+    reason = f": {approval.reason}" if approval.reason else ""
+    return f"{verb} by {approval.approver} via {approval.via}{reason}"
 
 
 def _usage_text(usage: Usage) -> str:

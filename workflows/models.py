@@ -410,6 +410,9 @@ class IncidentConfig(BaseModel):
     verify_timeout: timedelta = timedelta(minutes=5)
     auto_approve: bool = False
     prometheus: bool = False  # whether verification can fall back to asking Prometheus
+    # Whether any notification channel (webhook, Slack, email) is configured: the one decision that
+    # schedules `notify` activities at all. True when absent, as incidents started before it behaved.
+    notifications: bool = True
 
 
 class IncidentInput(BaseModel):
@@ -443,6 +446,13 @@ class PlaybookRef(BaseModel):
     source: str = ""
 
 
+class SlackMessage(BaseModel):
+    """Where a Slack message lives: `chat.update` and thread replies name it by channel and ts."""
+
+    channel: str
+    ts: str
+
+
 class IncidentState(BaseModel):
     """The `state` query: everything a person needs to understand the incident."""
 
@@ -460,10 +470,11 @@ class IncidentState(BaseModel):
     alert_updates: int = 0
     resolved_at: datetime | None = None
     timeline: list[TimelineEntry] = []
+    slack_message: SlackMessage | None = None  # the Slack message that asked for approval, updated later
 
 
 class PhaseChange(BaseModel):
-    """Body of the notification webhook sent on every phase change."""
+    """Body of the notification webhook sent on every phase change, and what Slack and email show."""
 
     incident_id: str
     phase: Phase
@@ -472,3 +483,19 @@ class PhaseChange(BaseModel):
     severity: str
     message: str
     level: int = 0
+    detail: str = ""  # the timeline entry's detail
+    environment: str = ""  # the trusted one the policy judged by
+    diagnosis: str = ""  # "category (confidence): explanation"
+    preview: str = ""  # what is asked and what the previews say it would do
+    risk: Risk | None = None  # of the approval asked (None: none asked, or an explicit approval step)
+    approvers_required: int = 0  # distinct approvers the open approval needs; 0: none open
+    decisions: list[str] = []  # "approved by alice via slack: reason", in order
+    slack_message: SlackMessage | None = None  # the incident's Slack message so far, if any
+
+
+class NotifyReceipt(BaseModel):
+    """What the `notify` activity did: the channels it sent to, and the Slack message it posted."""
+
+    sent: list[str] = []
+    failed: list[str] = []  # "<channel>: <why>", for failures no retry would mend
+    slack_message: SlackMessage | None = None

@@ -1,4 +1,4 @@
-"""Every request but health checks, API docs and the web board needs a credential, checked first.
+"""Every request but health, API docs, the web board and Slack's signed clicks needs a credential, first.
 
 In front of every route (one added later included), so a request without a valid credential learns
 nothing: not whether its body parses, not how large a body may be, not whether a path exists.
@@ -17,6 +17,9 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect
 # The web board (api/board) authenticates browsers itself: a session made from a credential, checked
 # again on every request, with a CSRF token on every form. Nothing outside it reads that cookie.
 BOARD = "/board"
+# Slack sends no bearer credential: its button clicks carry Slack's request signature, which the route
+# checks before reading anything (api/routes_slack.py), and decide only as a principal the policy maps.
+SLACK_SIGNED = "/slack/interactions"
 
 
 class Authenticate:
@@ -25,7 +28,12 @@ class Authenticate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in PUBLIC_PATHS or path == BOARD or path.startswith(f"{BOARD}/"):
+        if (
+            scope["type"] != "http"
+            or path in PUBLIC_PATHS
+            or path in (SLACK_SIGNED, BOARD)
+            or path.startswith(f"{BOARD}/")
+        ):
             await self.app(scope, receive, send)
             return
         authenticator: Authenticator = scope["app"].state.authenticator
