@@ -1,0 +1,110 @@
+"""An incident that waits for approval while its alert re-fires continues as new before its history
+nears Temporal's limits, and keeps its approvals, timeline, re-fire count and pinned playbook/policy.
+
+The threshold is IncidentConfig.continue_after_events, set low here; the re-fires are full alerts with
+a large annotation and slim notices (`Alert.notice`), as the API now sends them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from tests.workflows.fakes import (
+    CONFIG,
+    Fakes,
+    detail,
+    events,
+    make_alert,
+    shipped,
+    start,
+    wait_phase,
+    wait_state,
+    worker,
+)
+from workflows.incident import IncidentWorkflow
+from workflows.models import Alert, Decision, IncidentState, Phase
+from workflows.policy import Policy
+
+QUEUE = "incident-continue"
+TWO_APPROVERS = Policy.model_validate({"environments": {"prod": {"approvers_required": 2}}})
+LOW = CONFIG.model_copy(update={"continue_after_events": 80})
+
+
+async def last_event(handle: WorkflowHandle[Any, Any]) -> EventType.ValueType:
+    history = await handle.fetch_history()
+    return history.events[-1].event_type
+
+
+async def refire(handle: WorkflowHandle[Any, Any], alert: Alert, times: int) -> None:
+    big = alert.model_copy(update={"annotations": {**alert.annotations, "description": "x" * 50_000}})
+    for i in range(times):
+        await handle.signal(IncidentWorkflow.alert, big.notice() if i % 2 else big)
+
+
+async def test_refires_continue_the_incident_as_new_keeping_approvals_and_timeline(
+    time_env: WorkflowEnvironment,
+) -> None:
+    fakes = Fakes(reads={"probe.http": [{"ok": False}, {"ok": True, "status": 200}]})
+    alert = make_alert(environment="prod")
+    async with worker(time_env.client, fakes, QUEUE):
+        first = await start(time_env.client, alert, LOW, shipped("service_down.yaml"), TWO_APPROVERS, QUEUE)
+        latest = time_env.client.get_workflow_handle(alert.workflow_id, result_type=IncidentState)  # any run
+        await wait_phase(latest, Phase.AWAITING_APPROVAL)
+        await latest.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="before"))
+        await refire(latest, alert, 40)
+        state = await wait_state(latest, lambda s: s.alert_updates == 41, "counted every re-fire")
+        run_id = first.result_run_id
+        first_run = time_env.client.get_workflow_handle(alert.workflow_id, run_id=run_id)
+        assert await last_event(first_run) == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+        assert (await latest.describe()).run_id != run_id
+        assert state.phase == Phase.AWAITING_APPROVAL
+        assert [a.approver for a in state.approvals] == ["alice"], "the approval given before is kept"
+        assert events(state).count("awaiting approval") == 1, "asked once, not again after continuing"
+        assert events(state).count("alert re-fired") == 40 and "approval by alice" in events(state)
+        await latest.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="again"))
+        await latest.signal(IncidentWorkflow.approve, Decision(approver="bob", reason="after"))
+        final: IncidentState = await latest.result()
+    assert final.phase == Phase.RESOLVED, events(final)[-5:]
+    assert final.playbook is not None and final.playbook.name == "ServiceDown"
+    assert [(a.approver, a.reason) for a in final.approvals] == [("alice", "before"), ("bob", "after")]
+    assert "ignored approval" in events(final), "alice's second approval did not count twice"
+    # Nothing ran twice: one probe before approval (the continued run replayed it), one preview, one apply.
+    assert fakes.calls.count("ansible.preview") == 1 and fakes.applied() == ["restart"]
+    assert fakes.calls.count("probe.http") == 2  # the check before approval, and the verify after
+    assert events(final).count("playbook") == 1 and final.alert_updates == 41
+
+
+async def test_a_decision_wins_over_continuing(time_env: WorkflowEnvironment) -> None:
+    # Past the threshold already, the approval that wakes the wait is acted on, not carried over.
+    fakes = Fakes(reads={"probe.http": [{"ok": False}, {"ok": True, "status": 200}]})
+    alert = make_alert(environment="prod")
+    config = CONFIG.model_copy(update={"continue_after_events": 1})
+    async with worker(time_env.client, fakes, QUEUE):
+        handle = await start(time_env.client, alert, config, shipped("service_down.yaml"), queue=QUEUE)
+        await wait_phase(handle, Phase.AWAITING_APPROVAL)
+        await handle.signal(IncidentWorkflow.approve, Decision(approver="alice"))
+        final: IncidentState = await handle.result()
+    assert final.phase == Phase.RESOLVED
+    assert (await handle.describe()).run_id == handle.result_run_id, "one run only"
+    assert await last_event(handle) == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+
+
+async def test_slim_notices_resolve_and_a_foreign_digest_is_refused(time_env: WorkflowEnvironment) -> None:
+    fakes = Fakes(reads={"probe.http": [{"ok": False}]})
+    alert = make_alert(environment="prod")
+    other = make_alert(environment="prod", service="payments")
+    async with worker(time_env.client, fakes, QUEUE):
+        handle = await start(time_env.client, alert, playbook=shipped("service_down.yaml"), queue=QUEUE)
+        await wait_phase(handle, Phase.AWAITING_APPROVAL)
+        foreign = other.model_copy(update={"fingerprint": alert.fingerprint, "status": "resolved"})
+        await handle.signal(IncidentWorkflow.alert, foreign.notice())
+        await handle.signal(IncidentWorkflow.alert, alert.model_copy(update={"status": "resolved"}).notice())
+        final: IncidentState = await handle.result()
+    refused = detail(final, "refused resolved notification")
+    assert refused == "its labels differ from this incident's (the labels' digest); not applied"
+    assert final.phase == Phase.CANCELLED and final.resolved_at is not None
+    assert final.alert == alert, "the incident keeps the alert it started with, annotations included"
