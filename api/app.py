@@ -6,10 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.service import RetryConfig
 
 from api import (
     errors,
+    metrics,
     routes_alerts,
     routes_health,
     routes_incidents,
@@ -25,14 +28,22 @@ from api.body_limit import BodyLimit
 from api.ingest import Pinning
 from worker.client import connect
 from worker.settings import Settings
+from worker.telemetry import tracer_provider as process_tracer_provider
 
 # A Temporal blip gets two seconds of the SDK's retries; past that the sender (Alertmanager, Grafana,
 # the CLI) gets a 503 at once and retries on its own schedule instead of holding a request open.
 API_RETRY = RetryConfig(max_elapsed_time_millis=2_000, max_interval_millis=500)
 
 
-def create_app(settings: Settings, temporal_address: str | None = None) -> FastAPI:
-    """`temporal_address` overrides Temporal's environment configuration (used by `remediator dev`)."""
+def create_app(
+    settings: Settings, temporal_address: str | None = None, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """`temporal_address` overrides Temporal's environment configuration (used by `remediator dev`).
+
+    Requests are traced when `tracer_provider` is given or OTEL_* configure one (worker/telemetry.py),
+    and the trace continues through the Temporal client into workflows and activities.
+    """
+    tracer_provider = tracer_provider or process_tracer_provider()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,7 +56,11 @@ def create_app(settings: Settings, temporal_address: str | None = None) -> FastA
         app.state.authenticator.check()
         # Lazy: the API starts (and answers 503) while Temporal is down, and works once it is up.
         app.state.client = await connect(
-            temporal_address, settings=settings, lazy=True, retry_config=API_RETRY
+            temporal_address,
+            settings=settings,
+            lazy=True,
+            retry_config=API_RETRY,
+            tracer_provider=tracer_provider,
         )
         yield
 
@@ -70,4 +85,13 @@ def create_app(settings: Settings, temporal_address: str | None = None) -> FastA
     )
     for module in routers:
         app.include_router(module.router)
+    app.include_router(metrics.router)
+    if tracer_provider is not None:
+        # Probes and scrapes are not worth a trace each.
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=tracer_provider,
+            excluded_urls="/healthz,/readyz,/metrics",
+            exclude_spans=["receive", "send"],
+        )
     return app

@@ -30,6 +30,18 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def start_telemetry(settings: Settings, worker: bool) -> None:
+    """Tracing from OTEL_*, and for a worker its metrics endpoint; a bad setting is one line."""
+    from worker.telemetry import TelemetryError, install_worker_runtime, tracer_provider
+
+    try:
+        tracer_provider()
+        if worker:
+            install_worker_runtime(settings)
+    except TelemetryError as err:
+        fail(str(err))
+
+
 def check_playbooks_and_policy(settings: Settings, credentials: bool = True) -> None:
     """Fail before anything starts; the API loads them again when it starts. With `credentials`,
     also refuse (one line) when nothing could authenticate a caller."""
@@ -138,6 +150,7 @@ def dev(
         await asyncio.gather(*parts)
 
     async def main() -> None:
+        start_telemetry(settings, worker=True)
         try:
             await run_dev(settings, Ports(temporal_port, ui_port, api_port), create_app, on_ready)
         except PortInUse as err:
@@ -157,6 +170,7 @@ def worker() -> None:
 
     async def main() -> None:
         settings = get_settings()
+        start_telemetry(settings, worker=True)
         stop = stop_on_signals()
         try:
             client = await connect()
@@ -187,6 +201,7 @@ def api(
 
     settings = get_settings()
     check_playbooks_and_policy(settings)
+    start_telemetry(settings, worker=False)
 
     async def main() -> None:
         stop = stop_on_signals()

@@ -12,6 +12,7 @@ from fastapi import APIRouter, status
 from api.auth.deps import SenderDep
 from api.deps import AUTH_RESPONSES, ClientDep, PinningDep, SettingsDep
 from api.ingest import ingest
+from api.metrics import counted
 from api.schemas import AlertmanagerWebhook, ErrorBody, GenericBody, GrafanaWebhook, IngestOutcome
 
 router = APIRouter(
@@ -37,7 +38,9 @@ async def from_alertmanager(
 ) -> list[IngestOutcome]:
     """Alertmanager's webhook receiver (payload version 4)."""
     alerts = [alert.to_alert("alertmanager") for alert in payload.alerts]
-    return await ingest(client, settings, pinning, alerts, sender=principal)
+    return await counted(
+        "alertmanager", len(alerts), ingest(client, settings, pinning, alerts, sender=principal)
+    )
 
 
 @router.post("/grafana", status_code=status.HTTP_202_ACCEPTED)
@@ -50,7 +53,7 @@ async def from_grafana(
 ) -> list[IngestOutcome]:
     """Grafana unified alerting's webhook contact point."""
     alerts = [alert.to_alert("grafana") for alert in payload.alerts]
-    return await ingest(client, settings, pinning, alerts, sender=principal)
+    return await counted("grafana", len(alerts), ingest(client, settings, pinning, alerts, sender=principal))
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
@@ -63,4 +66,5 @@ async def from_json(
 ) -> list[IngestOutcome]:
     """Remediator's generic JSON alert: one object or a list of them."""
     alerts = payload if isinstance(payload, list) else [payload]
-    return await ingest(client, settings, pinning, [alert.to_alert() for alert in alerts], sender=principal)
+    delivery = ingest(client, settings, pinning, [alert.to_alert() for alert in alerts], sender=principal)
+    return await counted("generic", len(alerts), delivery)

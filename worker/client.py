@@ -1,18 +1,22 @@
-"""The one way to reach Temporal: Temporal's environment configuration plus our data converter."""
+"""The one way to reach Temporal: Temporal's environment configuration, our data converter, tracing."""
 
 from __future__ import annotations
 
 import dataclasses
 
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
 from worker.codec import codec_for
 from worker.settings import Settings, get_settings
+from worker.telemetry import tracer_provider as process_tracer_provider
+from worker.telemetry import tracing_interceptors
 from workflows import search_attributes as sa
 
 
@@ -22,6 +26,8 @@ async def connect(
     settings: Settings | None = None,
     lazy: bool = False,
     retry_config: RetryConfig | None = None,
+    runtime: Runtime | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Client:
     """Connect using TEMPORAL_* settings and profiles; `address` overrides them (used by `dev`).
 
@@ -31,6 +37,10 @@ async def connect(
     `lazy` defers the connection to the first call, so the API starts while Temporal is down and
     answers 503 until it is up (a lazy client cannot run a worker). `retry_config` bounds the SDK's
     own retries of failed calls (the API keeps them short so it answers 503 promptly).
+
+    Traces (worker/telemetry.py) go to `tracer_provider`, else to the process' own when OTEL_*
+    configured one; a worker of this client traces its workflows and activities too. `runtime`: the
+    Temporal runtime (the worker's metrics endpoint); None is the process' default.
     """
     config = ClientConfig.load_client_connect_config()
     if address:
@@ -39,7 +49,14 @@ async def connect(
     converter = dataclasses.replace(
         pydantic_data_converter, payload_codec=codec_for(settings or get_settings())
     )
-    return await Client.connect(**config, data_converter=converter, lazy=lazy, retry_config=retry_config)
+    return await Client.connect(
+        **config,
+        data_converter=converter,
+        lazy=lazy,
+        retry_config=retry_config,
+        runtime=runtime,
+        interceptors=tracing_interceptors(tracer_provider or process_tracer_provider()),
+    )
 
 
 async def register_search_attributes(client: Client) -> None:

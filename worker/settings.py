@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # cancels them (0: at once, as on a laptop's Ctrl-C). A pod's terminationGracePeriodSeconds must
     # exceed it plus terraform_stop_grace, which a cancelled apply may still use (deploy/kubernetes).
     worker_shutdown_grace: timedelta = Field(default=timedelta(0), ge=timedelta(0))
+    # Where `remediator worker` (and `dev`) serve Prometheus metrics: the Temporal SDK's and ours
+    # (worker/telemetry.py). Port 0: not served. In a container, set the host to 0.0.0.0.
+    worker_metrics_port: int = Field(default=0, ge=0, lt=65536)
+    worker_metrics_host: str = "127.0.0.1"
 
     # API
     max_body_bytes: int = Field(default=1_048_576, gt=0)
@@ -45,6 +49,8 @@ class Settings(BaseSettings):
     # How long one API request waits on Temporal. Queries and updates need a running worker; without
     # one the request answers 503 after this long instead of hanging.
     api_temporal_timeout: timedelta = Field(default=timedelta(seconds=10), gt=timedelta(0))
+    # /metrics counts incidents by phase in Temporal at most this often, however often it is scraped.
+    metrics_count_interval: timedelta = Field(default=timedelta(seconds=15), ge=timedelta(0))
     # Where the incident CLI (`remediator incidents`, `show`, `approve` ...) reaches the API.
     api_url: str = "http://127.0.0.1:8000"
     # The key the CLI sends as `Authorization: Bearer` (created by `remediator auth key create`).

@@ -57,6 +57,7 @@ from workflows.policy import ActionContext, Policy, Verdict
 from workflows.policy import evaluate as evaluate_policy
 from workflows.spec_errors import dotted
 from workflows.templating import TemplateError, render
+from workflows.ui_details import duration as ui_duration
 from workflows.validation import ACTIONS, CHECKS, alert_context, problems
 
 # Issue 9's trust boundary; incidents started before replay the rules they began with.
@@ -201,10 +202,13 @@ class PlaybookInterpreter:
             self.phase = phase
             await self.host.enter(phase, event)
 
-    async def _wait(self, duration: timedelta) -> bool:
+    async def _wait(self, duration: timedelta, why: str) -> bool:
         """A durable timer that the alert's resolution cuts short; True when it did."""
+        timeout = max(duration, MIN_WAIT)
         try:
-            await workflow.wait_condition(self.host.alert_resolved, timeout=max(duration, MIN_WAIT))
+            await workflow.wait_condition(
+                self.host.alert_resolved, timeout=timeout, timeout_summary=f"{why} in {ui_duration(timeout)}"
+            )
         except TimeoutError:
             return False
         return True
@@ -280,7 +284,7 @@ class PlaybookInterpreter:
                     f"{step.id} would wait past max_wait ({self.policy.max_wait}): {verdict.reason}",
                 )
             self.host.record(f"waiting before {step.id}", f"until {verdict.wait_until:%Y-%m-%d %H:%M:%S}Z")
-            if await self._wait(verdict.wait_until - workflow.now()):
+            if await self._wait(verdict.wait_until - workflow.now(), f"policy allows {step.id}"):
                 self._stop_if_resolved(f"action {step.id}")
             verdict = await self._verdict(step, action)
             await self._authorise(step, action, verdict, preview)
@@ -490,7 +494,7 @@ class PlaybookInterpreter:
                 self.host.record(f"verify {step.id} failed", f"after {attempt} attempt(s): {last}")
                 self._trace(step, "failed", last)
                 raise _End("rolled_back", f"verify {step.id} did not hold within {step.deadline}: {last}")
-            if await self._wait(min(step.interval, remaining)):
+            if await self._wait(min(step.interval, remaining), f"verify {step.id} again"):
                 self.host.record(f"verify {step.id} passed", "the alert resolved")
                 self._trace(step, "ok", "the alert resolved")
                 return

@@ -47,7 +47,8 @@ class CallOptions:
     retry_policy: RetryPolicy
     heartbeat_timeout: timedelta | None = None
 
-    async def execute(self, activity: str, arg: Any, result_type: type[T]) -> T:
+    async def execute(self, activity: str, arg: Any, result_type: type[T], summary: str | None = None) -> T:
+        """`summary`: one line the Temporal Web UI shows for this call (metadata, not a command)."""
         return await workflow.execute_activity(
             activity,
             arg,
@@ -55,6 +56,7 @@ class CallOptions:
             start_to_close_timeout=self.start_to_close_timeout,
             heartbeat_timeout=self.heartbeat_timeout,
             retry_policy=self.retry_policy,
+            summary=summary,
         )
 
 
@@ -75,7 +77,10 @@ async def execute_check(
     activity = check.activity
     if check.type.startswith("kubernetes.") and not workflow.patched(KUBE_READ_NAMES):
         activity = check.type  # what runs started before the fix asked for (and no worker registered)
-    return await call.execute(activity, check.request(incident_id, step, alert), CHECK_OUTPUTS[check.type])
+    request = check.request(incident_id, step, alert)
+    return await call.execute(
+        activity, request, CHECK_OUTPUTS[check.type], summary=f"{step}: {check.type} check"
+    )
 
 
 async def execute_op(
@@ -83,7 +88,14 @@ async def execute_op(
 ) -> ActionOutcome:
     """`<executor>.<op>` (preview, apply, rollback) for hosts."""
     request = ActionRequest(incident_id=incident_id, step=step, action=action)
-    return await call.execute(executor_op(action.executor, op), request, ActionOutcome)
+    return await call.execute(
+        executor_op(action.executor, op), request, ActionOutcome, op_summary(op, step, action)
+    )
+
+
+def op_summary(op: str, step: str, action: ActionSpec) -> str:
+    """`apply restart: ansible restart-service`, as the Web UI lists an executor call."""
+    return f"{op} {step}: {action.executor} {action.name}"
 
 
 class ApprovalRequest(BaseModel):

@@ -12,8 +12,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api import errors
 from api.auth.credentials import Authenticator
 
-# The docs describe the API's shape only (the same as this open-source repository does), no data.
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# The docs describe the API's shape only (the same as this open-source repository does), no data;
+# /metrics counts only, by labels from closed sets (api/metrics.py), for Prometheus to scrape.
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
 # The web board (api/board) authenticates browsers itself: a session made from a credential, checked
 # again on every request, with a CSRF token on every form. Nothing outside it reads that cookie.
 BOARD = "/board"

@@ -38,7 +38,7 @@ ROUTES: list[tuple[str, str, Any, Permission]] = [
     ("POST", "/auth/keys", {}, Permission.MANAGE_KEYS),
     ("DELETE", "/auth/keys/bad%20name", None, Permission.MANAGE_KEYS),
 ]
-PUBLIC = ["/healthz", "/docs", "/redoc", "/openapi.json"]
+PUBLIC = ["/healthz", "/metrics", "/docs", "/redoc", "/openapi.json"]
 CASES = [(role, *route) for role in Role for route in ROUTES]
 
 
@@ -52,7 +52,7 @@ def test_the_table_covers_every_route() -> None:
     templated = {(m, _template(p)) for m, p, _, _ in ROUTES}
     # Slack's clicks carry Slack's signature instead of a key (tests/notify/test_slack_endpoint.py).
     signed = {("POST", "/slack/interactions")}
-    assert documented - {("GET", "/healthz"), ("GET", "/readyz")} - signed == templated
+    assert documented - {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")} - signed == templated
 
 
 def _template(path: str) -> str:
