@@ -26,12 +26,10 @@ from api.trust import vouch
 from worker.playbooks import Catalogue, CatalogueError, load_catalogue
 from worker.policy_file import policy_from_settings
 from worker.settings import Settings
-from worker.telemetry import current_trace_id
 from worker.yaml_source import SourceError
 from workflows import search_attributes as sa
 from workflows.models import Alert, IncidentInput, Phase
 from workflows.policy import Policy
-from workflows.ui_details import static_details, static_summary
 
 WORKFLOW_TYPE = "IncidentWorkflow"
 # Enough to keep a large Alertmanager group quick without flooding the frontend with RPCs.
@@ -70,7 +68,6 @@ class Pinning:
             environment=environment,
             opened_by=sender.name,
             sender_services=list(sender.services),
-            trace_id=current_trace_id(),
         )
 
 
@@ -96,17 +93,14 @@ def _started(handle: WorkflowHandle[Any, Any]) -> bool:
 async def _fire(
     client: Client, settings: Settings, pinning: Pinning, alert: Alert, sender: Principal, environment: str
 ) -> Outcome:
-    incident = pinning.input_for(alert, settings, sender, environment)
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        incident,
+        pinning.input_for(alert, settings, sender, environment),
         id=alert.workflow_id,
         task_queue=settings.task_queue,
         start_signal="alert",
-        start_signal_args=[alert],
+        start_signal_args=[alert.notice()],  # the input carries the alert's text
         search_attributes=search_attributes(alert, environment),
-        static_summary=static_summary(incident),
-        static_details=static_details(incident),
         rpc_timeout=settings.api_temporal_timeout,
     )
     return "started" if _started(handle) else "signalled"
@@ -115,7 +109,7 @@ async def _fire(
 async def _resolve(client: Client, settings: Settings, alert: Alert) -> Outcome:
     handle = client.get_workflow_handle(alert.workflow_id)
     try:
-        await handle.signal("alert", alert, rpc_timeout=settings.api_temporal_timeout)
+        await handle.signal("alert", alert.notice(), rpc_timeout=settings.api_temporal_timeout)
     except RPCError as err:
         # No incident, or only a closed one: there is nothing left to resolve.
         if err.status == RPCStatusCode.NOT_FOUND:

@@ -24,8 +24,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.actions import RISK_ORDER, acted_on
     from workflows.activity_names import DIAGNOSE, GATHER_EVIDENCE, MEMORY_RECORD_INCIDENT, VERIFY
     from workflows.catalogue import plan_for, refusal
+    from workflows.continuation import CONTINUE_AS_NEW_PATCH, ContinueAsNewDue, Diverged, ResumableHost
     from workflows.failures import REFUSED_TARGETS_PATCH, error_text, refused_target
-    from workflows.host import DRY_RUN_ENDING, Host, Trust, final_phase
+    from workflows.host import DRY_RUN_ENDING, Trust, final_phase
     from workflows.host_handlers import HostHandlers
     from workflows.incident_memory import IncidentMemory
     from workflows.interpreter import CLEAN_PREVIEW_PATCH, TRUSTED_CONTEXT_PATCH
@@ -54,7 +55,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.policy import ActionContext, Verdict
     from workflows.policy import evaluate as evaluate_policy
-    from workflows.ui_details import line
 
 # Playbooks, policy and blast-radius limits after the diagnosis (issue 4); incidents started before
 # replay the catalogue path they began with.
@@ -70,18 +70,19 @@ Outcome = Literal["approved", "rejected", "resolved", "timeout", "nobody"]
 
 @workflow.defn(name="IncidentWorkflow")
 class IncidentWorkflow(HostHandlers):
+    _host: ResumableHost
+
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
         self._input = inp
         self._state = IncidentState(
-            incident_id=workflow.info().workflow_id,
-            phase=Phase.RECEIVED,
-            alert=inp.alert,
-            trace_id=inp.trace_id,
+            incident_id=workflow.info().workflow_id, phase=Phase.RECEIVED, alert=inp.alert
         )
-        self._host = Host(self._state, inp.config, inp.policy)
+        if inp.continued is not None:  # continued as new while waiting: the incident so far
+            self._state = inp.continued.state
+        self._host = ResumableHost(self._state, inp.config, inp.policy, inp.continued)
         # Set when guardrails distrust the diagnosis: auto-approval is then off for this incident.
-        self._requires_human = ""
+        self._requires_human = inp.continued.requires_human if inp.continued else ""
         self._refused = ""  # the executor's reason when it refused a catalogue action's target
 
     # --- handlers -------------------------------------------------------------------------------
@@ -91,12 +92,12 @@ class IncidentWorkflow(HostHandlers):
     @workflow.signal
     def alert(self, alert: Alert) -> None:
         """Every notification for this fingerprint: the first firing one, re-fires and resolves."""
-        if alert.labels != self._input.alert.labels and workflow.patched(TRUSTED_CONTEXT_PATCH):
+        if (differs := _label_diff(self._input.alert, alert)) and workflow.patched(TRUSTED_CONTEXT_PATCH):
             # A fingerprint is only a name for the labels: a notification naming this incident with
             # other labels is another alert borrowing it, and must not resolve or re-fire this one.
             self._host.record(
                 f"refused {alert.status} notification",
-                f"its labels differ from this incident's ({_label_diff(self._input.alert, alert)}); not applied",
+                f"its labels differ from this incident's ({differs}); not applied",
             )
             return
         self._state.alert_updates += 1
@@ -125,15 +126,28 @@ class IncidentWorkflow(HostHandlers):
                 sa.ENVIRONMENT.value_set(self._host.environment),
             ]
         )
+        if inp.continued is not None:
+            workflow.upsert_search_attributes([sa.INCIDENT_PHASE.value_set(self._state.phase.value)])
+        self._host.may_continue = workflow.patched(CONTINUE_AS_NEW_PATCH)
+        continuing = False
         try:
             await self._run(alert)
+        except ContinueAsNewDue:
+            continuing = True  # the blast-radius lease goes with the incident into its next run
+        except Diverged as err:
+            await self._host.enter(Phase.ESCALATED, "continued incident took another path", str(err))
         except asyncio.CancelledError:
             await self._host.enter(
                 Phase.CANCELLED, "workflow cancelled", "cancellation requested through Temporal"
             )
             raise
         finally:
-            await self._host.close()
+            if not continuing:
+                await self._host.close()
+        if continuing:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            carried = self._host.continuation(self._requires_human)
+            workflow.continue_as_new(inp.model_copy(update={"continued": carried}))
         if workflow.patched("record-incident-memory"):
             await self._remember()
         return self._state
@@ -160,16 +174,13 @@ class IncidentWorkflow(HostHandlers):
                 IncidentMemory.of(self._state),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=READ_RETRY,
-                summary=f"remember this {self._state.phase.value} incident",
             )
         except ActivityError as err:
             self._host.record("incident not stored in memory", error_text(err))
 
     async def _run(self, alert: Alert) -> None:
         host = self._host
-        # The trace id is part of the input, so replays see the same one; runs without it record none.
-        trace = f"; trace {self._state.trace_id}" if self._state.trace_id else ""
-        await host.enter(Phase.RECEIVED, "alert received", f"{alert.name} from {alert.source}{trace}")
+        await host.enter(Phase.RECEIVED, "alert received", f"{alert.name} from {alert.source}")
         if host.resolved:
             await host.enter(Phase.CANCELLED, "nothing to do", "the alert was already resolved")
             return
@@ -357,6 +368,8 @@ class IncidentWorkflow(HostHandlers):
     # --- steps ----------------------------------------------------------------------------------
 
     async def _gather(self, alert: Alert) -> Evidence:
+        if self._input.continued and self._state.evidence is not None:
+            return self._state.evidence  # gathered by the run this one continues
         try:
             return await workflow.execute_activity(
                 GATHER_EVIDENCE,
@@ -364,7 +377,6 @@ class IncidentWorkflow(HostHandlers):
                 result_type=Evidence,
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=READ_RETRY,
-                summary=line(f"gather evidence on {alert.service or alert.name}"),
             )
         except ActivityError as err:
             # Diagnosis still runs on what little we know; a stalled incident helps nobody.
@@ -374,6 +386,8 @@ class IncidentWorkflow(HostHandlers):
     async def _diagnose(self, alert: Alert, evidence: Evidence) -> Diagnosis:
         self._state.evidence = evidence
         self._state.evidence_summary = evidence.summary()
+        if self._input.continued and self._state.diagnosis is not None:
+            return self._state.diagnosis  # diagnosed by the run this one continues
         try:
             heuristic = await workflow.execute_activity(
                 DIAGNOSE,
@@ -381,7 +395,6 @@ class IncidentWorkflow(HostHandlers):
                 result_type=Diagnosis,
                 start_to_close_timeout=timedelta(minutes=5),
                 retry_policy=READ_RETRY,
-                summary=line(f"diagnose {alert.name}"),
             )
         except ActivityError as err:
             self._host.record("diagnosis failed", error_text(err))
@@ -414,7 +427,6 @@ class IncidentWorkflow(HostHandlers):
                 result_type=str,
                 schedule_to_close_timeout=self._input.config.verify_timeout,
                 retry_policy=VERIFY_RETRY,
-                summary=line(f"verify {alert.service or alert.name} is healthy"),
             )
         except ActivityError as err:
             self._host.record("verification failed", error_text(err))
@@ -439,5 +451,8 @@ class IncidentWorkflow(HostHandlers):
 
 
 def _label_diff(ours: Alert, theirs: Alert) -> str:
+    """Which labels differ (empty: none). A slim notice (`Alert.notice`) has only the labels' digest."""
+    if theirs.digest and not theirs.labels:
+        return "" if theirs.digest == ours.labels_digest() else "the labels' digest"
     keys = sorted(k for k in {*ours.labels, *theirs.labels} if ours.labels.get(k) != theirs.labels.get(k))
     return ", ".join(keys[:5]) + (" ..." if len(keys) > 5 else "")

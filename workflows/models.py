@@ -78,6 +78,8 @@ class Alert(BaseModel):
     ends_at: datetime | None = None
     generator_url: str = ""
     source: Literal["alertmanager", "grafana", "generic", "manual"] = "generic"
+    # Set on a slim notification (`notice`): the labels' sha256, standing in for labels and annotations.
+    digest: str = ""
 
     @property
     def name(self) -> str:
@@ -106,6 +108,20 @@ class Alert(BaseModel):
     def lookup(self, key: str) -> str:
         """A value from the labels, else the annotations, else empty."""
         return self.labels.get(key) or self.annotations.get(key, "")
+
+    def labels_digest(self) -> str:
+        return hashlib.sha256(
+            json.dumps(sorted(self.labels.items()), separators=(",", ":")).encode()
+        ).hexdigest()
+
+    def notice(self) -> Alert:
+        """What a signal to an incident carries: status, timestamps and the labels' digest.
+
+        The incident has the alert's text from its start; a re-fire repeating it (annotations of any
+        size, every few minutes for days) would only grow the history towards Temporal's limits.
+        """
+        slim = {"labels": {}, "annotations": {}, "generator_url": "", "digest": self.labels_digest()}
+        return self.model_copy(update=slim)
 
 
 Via = Literal["api", "temporal", "slack", "board"]
@@ -410,6 +426,11 @@ class IncidentConfig(BaseModel):
     verify_timeout: timedelta = timedelta(minutes=5)
     auto_approve: bool = False
     prometheus: bool = False  # whether verification can fall back to asking Prometheus
+    # While it waits for approval the incident continues as new (approvals, timeline and counts kept;
+    # workflows/continuation.py) once its run's history is this long or this large, or Temporal
+    # suggests it: well before Temporal's hard limits (51,200 events, 50 MB).
+    continue_after_events: int = Field(default=8_000, ge=1)
+    continue_after_bytes: int = Field(default=8_000_000, ge=1)
     # Whether any notification channel (webhook, Slack, email) is configured: the one decision that
     # schedules `notify` activities at all. True when absent, as incidents started before it behaved.
     notifications: bool = True
@@ -429,9 +450,8 @@ class IncidentInput(BaseModel):
     environment: str = ""
     opened_by: str = ""
     sender_services: list[str] = ["*"]
-    # The OpenTelemetry trace of the request that opened the incident (32 hex digits; empty when
-    # tracing is off): its workflow and activity spans belong to that trace too.
-    trace_id: str = Field(default="", pattern=r"^([0-9a-f]{32})?$")
+    # Set only by the incident itself when it continues as new (workflows/continuation.py).
+    continued: Continuation | None = None
 
 
 class TimelineEntry(BaseModel):
@@ -463,7 +483,6 @@ class IncidentState(BaseModel):
     phase: Phase
     alert: Alert
     environment: str = ""  # the trusted environment the policy judged by (see IncidentInput)
-    trace_id: str = ""  # the OpenTelemetry trace that opened it (see IncidentInput)
     opened_by: str = ""
     playbook: PlaybookRef | None = None
     evidence_summary: str = ""
@@ -475,6 +494,36 @@ class IncidentState(BaseModel):
     resolved_at: datetime | None = None
     timeline: list[TimelineEntry] = []
     slack_message: SlackMessage | None = None  # the Slack message that asked for approval, updated later
+
+
+class JournalEntry(BaseModel):
+    """One call the incident made through its host, with the answer: the run that continues it replays
+    the answer instead of calling again (workflows/continuation.py)."""
+
+    kind: Literal["check", "preview", "apply", "rollback", "usage", "approval"]
+    step: str
+    output: dict[str, Any] = {}
+    snapshot: dict[str, Any] = {}  # apply: what the executor's snapshot returned
+    attempted: bool = False  # apply: the limiter granted it and it started (so a rollback undoes it)
+    error: str = ""  # the call failed: its message, Temporal error type and retryability
+    error_type: str = ""
+    non_retryable: bool = False
+
+
+class Continuation(BaseModel):
+    """What an incident carries into the run it continues as new, waiting for an approval."""
+
+    state: IncidentState
+    journal: list[JournalEntry] = []
+    requires_human: str = ""
+    approval_step: str = ""  # the approval being waited for
+    approval_first: int = 0  # where its decisions start in `state.approvals`
+    asked_at: datetime | None = None  # when it was first asked: the escalation chain runs from there
+    leased: bool = False  # holds a blast-radius lease, released only when the incident ends
+    runs: int = 1
+
+
+IncidentInput.model_rebuild()
 
 
 class PhaseChange(BaseModel):

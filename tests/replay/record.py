@@ -31,12 +31,13 @@ from tests.workflows.fakes import (
     shipped,
     start,
     wait_phase,
+    wait_state,
     worker,
 )
 from worker.client import register_search_attributes
 from workflows.activity_names import KUBE_EVENTS, KUBE_LOGS, KUBE_ROLLOUT_HISTORY, METRICS_QUERY
 from workflows.incident import IncidentWorkflow
-from workflows.models import Decision, Phase
+from workflows.models import Decision, IncidentConfig, Phase
 from workflows.playbook import PinnedPlaybook
 from workflows.policy import Policy
 
@@ -70,6 +71,16 @@ async def wait(handle: WorkflowHandle[Any, Any]) -> None:
     """Nobody answers: the escalation chain runs out, or the playbook runs on its own."""
 
 
+async def approve_through_refires(handle: WorkflowHandle[Any, Any]) -> None:
+    """One approval, re-fires until the incident continued as new, then the second approval."""
+    state = await wait_phase(handle, Phase.AWAITING_APPROVAL)
+    await handle.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="recorded"))
+    for _ in range(REFIRES):
+        await handle.signal(IncidentWorkflow.alert, state.alert.notice())
+    await wait_state(handle, lambda s: s.alert_updates == REFIRES + 1, "counted the re-fires")
+    await handle.signal(IncidentWorkflow.approve, Decision(approver="bob", reason="recorded"))
+
+
 @dataclass
 class Case:
     fakes: Fakes
@@ -78,12 +89,14 @@ class Case:
     policy: Policy = field(default_factory=Policy)
     labels: dict[str, str] = field(default_factory=dict)
     before: int = 0  # incidents for the same service run (unrecorded) first, to use up the limits
+    config: IncidentConfig = field(default_factory=lambda: CONFIG)
 
     def pinned(self) -> PinnedPlaybook | None:
         return shipped(self.playbook) if self.playbook else None
 
 
 DOWN_THEN_UP: list[dict[str, Any]] = [{"ok": False}, {"ok": True, "status": 200}]
+REFIRES = 30
 CASES: dict[str, Case] = {
     "resolved": Case(Fakes(), approve),
     "rolled_back": Case(Fakes(verify_ok=False), approve),
@@ -134,6 +147,16 @@ CASES: dict[str, Case] = {
             "deployment": "web",
         },
     ),
+    # v5 on: an incident waiting for approval continues as new (workflows/continuation.py); the
+    # history is its last run's, which replays the first run's journal; `-first` is the first run.
+    "continued_as_new": Case(
+        Fakes(reads={"probe.http": DOWN_THEN_UP}),
+        approve_through_refires,
+        "service_down.yaml",
+        Policy.model_validate({"environments": {"prod": {"approvers_required": 2}}}),
+        labels={"environment": "prod"},
+        config=CONFIG.model_copy(update={"continue_after_events": 80}),
+    ),
 }
 
 
@@ -142,9 +165,9 @@ async def run_case(env: WorkflowEnvironment, case: Case) -> WorkflowHandle[Any, 
     async with worker(env.client, case.fakes, QUEUE, limiter):
         for _ in range(case.before):
             await settled(
-                await start(env.client, make_alert(**case.labels), CONFIG, case.pinned(), case.policy)
+                await start(env.client, make_alert(**case.labels), case.config, case.pinned(), case.policy)
             )
-        handle = await start(env.client, make_alert(**case.labels), CONFIG, case.pinned(), case.policy)
+        handle = await start(env.client, make_alert(**case.labels), case.config, case.pinned(), case.policy)
         await case.steer(handle)
         await handle.result()
         # A limiter left running disturbs the time-skipping server's later skips (tests/workflows/test_limits.py).
@@ -168,6 +191,10 @@ async def main(version: str, names: list[str]) -> None:
         history = await handle.fetch_history()
         (HISTORIES / f"{version}-{name}.json").write_text(history.to_json())
         print(f"recorded {version}-{name}")
+        first = env.client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+        if (await first.describe()).run_id != (await handle.describe()).run_id:
+            (HISTORIES / f"{version}-{name}-first.json").write_text((await first.fetch_history()).to_json())
+            print(f"recorded {version}-{name}-first")
     await env.shutdown()
 
 
