@@ -26,10 +26,12 @@ from api.trust import vouch
 from worker.playbooks import Catalogue, CatalogueError, load_catalogue
 from worker.policy_file import policy_from_settings
 from worker.settings import Settings
+from worker.telemetry import current_trace_id
 from worker.yaml_source import SourceError
 from workflows import search_attributes as sa
 from workflows.models import Alert, IncidentInput, Phase
 from workflows.policy import Policy
+from workflows.ui_details import static_details, static_summary
 
 WORKFLOW_TYPE = "IncidentWorkflow"
 # Enough to keep a large Alertmanager group quick without flooding the frontend with RPCs.
@@ -68,6 +70,7 @@ class Pinning:
             environment=environment,
             opened_by=sender.name,
             sender_services=list(sender.services),
+            trace_id=current_trace_id(),
         )
 
 
@@ -93,14 +96,17 @@ def _started(handle: WorkflowHandle[Any, Any]) -> bool:
 async def _fire(
     client: Client, settings: Settings, pinning: Pinning, alert: Alert, sender: Principal, environment: str
 ) -> Outcome:
+    incident = pinning.input_for(alert, settings, sender, environment)
     handle = await client.start_workflow(
         WORKFLOW_TYPE,
-        pinning.input_for(alert, settings, sender, environment),
+        incident,
         id=alert.workflow_id,
         task_queue=settings.task_queue,
         start_signal="alert",
         start_signal_args=[alert.notice()],  # the input carries the alert's text
         search_attributes=search_attributes(alert, environment),
+        static_summary=static_summary(incident),
+        static_details=static_details(incident),
         rpc_timeout=settings.api_temporal_timeout,
     )
     return "started" if _started(handle) else "signalled"

@@ -32,6 +32,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 from temporalio.workflow import ActivityCancellationType
 
+from workflows import metrics
 from workflows import search_attributes as sa
 from workflows.actions import ActionSpec, Risk
 from workflows.activity_names import LIMITS_ACQUIRE, LIMITS_RELEASE, LIMITS_USAGE, NOTIFY, executor_op
@@ -67,8 +68,10 @@ from workflows.playbook_host import (
     PlaybookResult,
     execute_check,
     execute_op,
+    op_summary,
 )
 from workflows.policy import Policy, Usage
+from workflows.ui_details import current_details, duration, line
 
 PHASES: dict[Outcome, Phase] = {
     "resolved": Phase.RESOLVED,
@@ -211,7 +214,13 @@ class Host:
         self.state.phase = phase
         self.record(event, detail)
         workflow.upsert_search_attributes([sa.INCIDENT_PHASE.value_set(phase.value)])
+        metrics.phase_entered(phase.value)
+        self.show()
         await self.announce(event, 0)
+
+    def show(self) -> None:
+        """The Web UI's current details: phase, what is awaited, who decided (adds no history)."""
+        workflow.set_current_details(current_details(self.state, self.desk.asking))
 
     async def notify(self, step: str, message: str, level: int) -> None:
         # One decision for every channel (webhook, Slack, email), made where the incident started:
@@ -226,6 +235,7 @@ class Host:
             start_to_close_timeout=NOTIFY_TIMEOUT,
             retry_policy=READ_RETRY,
             cancellation_type=ActivityCancellationType.ABANDON,
+            summary=line(f"notify: {message}"),
         )
         # Untyped on purpose: runs recorded before the receipt existed returned a plain string.
         if isinstance(result, dict):
@@ -285,14 +295,20 @@ class Host:
             refused = await self._acquire(step, action)
             if refused:
                 planned.result = ActionOutcome(ok=False, summary=refused)
+                metrics.action(action.executor, "refused")
                 return planned.result
             self._attempted.add(step)
             request = ActionRequest(incident_id=self.incident_id, step=step, action=action)
-            planned.snapshot = await call.execute(executor_op(action.executor, "snapshot"), request, dict)
+            snapshot = executor_op(action.executor, "snapshot")
+            planned.snapshot = await call.execute(
+                snapshot, request, dict, op_summary("snapshot", step, action)
+            )
             planned.result = await execute_op(self.incident_id, step, action, "apply", call)
         except ActivityError as err:
             planned.result = ActionOutcome(ok=False, summary=error_text(err))
+            metrics.action(action.executor, "failed")
             raise
+        metrics.action(action.executor, "ok" if planned.result.ok else "failed")
         return planned.result
 
     async def rollback_action(self, step: str, action: ActionSpec, call: CallOptions) -> ActionOutcome:
@@ -304,7 +320,9 @@ class Host:
             planned.rollback = await execute_op(self.incident_id, step, action, "rollback", call)
         except ActivityError as err:
             planned.rollback = ActionOutcome(ok=False, summary=f"rollback failed: {error_text(err)}")
+            metrics.rollback(action.executor, False)
             raise
+        metrics.rollback(action.executor, planned.rollback.ok)
         return planned.rollback
 
     def planned(self, step: str, action: ActionSpec) -> PlannedAction:
@@ -347,26 +365,34 @@ class Host:
             return
         self.desk.add(decision, approved, workflow.now())
         self.record(f"{verb} by {decision.approver}", f"via {decision.via}: {decision.reason or 'no reason'}")
+        self.show()
 
     async def request_approval(self, request: ApprovalRequest) -> ApprovalResult:
         carry_on = self.state.phase if self.state.phase in _CARRY_ON else None
         asked_at = self.resumed(request)
         self.desk.open(request, self.resumed_first if asked_at else None)
+        first = all(e.phase != Phase.AWAITING_APPROVAL for e in self.state.timeline)
         try:
             if asked_at is None:  # an approval asked before the run continued as new is not asked again
                 await self.enter(Phase.AWAITING_APPROVAL, "awaiting approval", _asking(request))
+            if first:
+                metrics.approvable_after(workflow.now() - workflow.info().start_time)
             decided = await self._escalate(request.timeout, asked_at)
             rejection = self.desk.rejection()
             if not decided:
+                metrics.approval("timeout")
                 return ApprovalResult(outcome="timeout")
             if rejection is not None:
+                metrics.approval("rejected")
                 return ApprovalResult(outcome="rejected", reason=rejection.reason)
             # A resolve wins over an approval that lands at the same moment: no fix for a healed alert.
             if self.resolved:
+                metrics.approval("resolved")
                 return ApprovalResult(outcome="resolved")
             approvers, limits = self.desk.approvers(), self.desk.limits()
         finally:
             self.desk.close()
+        metrics.approval("approved")
         if carry_on is not None:
             await self.enter(carry_on, "approved; carrying on", ", ".join(approvers))
         return ApprovalResult(outcome="approved", approvers=approvers, limits=limits)
@@ -387,8 +413,11 @@ class Host:
             if asked_at is not None and level and start + after <= workflow.now():
                 continue
             remaining = max(start + after - workflow.now(), timedelta(0))
+            next_step = ("approval deadline", "approval reminder", "escalation")[level]
             try:
-                await workflow.wait_condition(self._decided, timeout=remaining)
+                await workflow.wait_condition(
+                    self._decided, timeout=remaining, timeout_summary=f"{next_step} in {duration(remaining)}"
+                )
                 self.continue_if_due()
                 return True
             except TimeoutError:
@@ -430,6 +459,7 @@ class Host:
                 result_type=Usage,
                 start_to_close_timeout=LIMITS_TIMEOUT,
                 retry_policy=READ_RETRY,
+                summary=line(f"blast-radius counts for {service}"),
             )
         except ActivityError as err:
             # The verdict is advisory; `acquire` still enforces the limits before anything runs.
@@ -456,6 +486,7 @@ class Host:
                 result_type=AcquireResult,
                 start_to_close_timeout=LIMITS_TIMEOUT,
                 retry_policy=READ_RETRY,
+                summary=f"blast-radius slot for {step}",
             )
             if result.granted:
                 self._leased = True
@@ -465,7 +496,8 @@ class Host:
             # Lost a race for the last slot after the policy's own check: wait as the policy would.
             if result.retry_at is None or result.retry_at - first > self.policy.max_wait:
                 return f"blast-radius limit: {result.reason}"
-            await workflow.sleep(max(result.retry_at - workflow.now(), MIN_WAIT))
+            pause = max(result.retry_at - workflow.now(), MIN_WAIT)
+            await workflow.sleep(pause, summary=f"blast-radius slot for {step}: retry in {duration(pause)}")
 
     async def close(self) -> None:
         """Give the limiter lease back. Call it in a `finally`: every ending, cancellation included."""
@@ -478,6 +510,7 @@ class Host:
                 ReleaseRequest(incident_id=self.incident_id),
                 start_to_close_timeout=LIMITS_TIMEOUT,
                 retry_policy=READ_RETRY,
+                summary="release the blast-radius lease",
             )
         except ActivityError as err:
             self.record("blast-radius lease not released; it expires on its own", error_text(err))

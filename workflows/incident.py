@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.policy import ActionContext, Verdict
     from workflows.policy import evaluate as evaluate_policy
+    from workflows.ui_details import line
 
 # Playbooks, policy and blast-radius limits after the diagnosis (issue 4); incidents started before
 # replay the catalogue path they began with.
@@ -76,7 +77,10 @@ class IncidentWorkflow(HostHandlers):
     def __init__(self, inp: IncidentInput) -> None:
         self._input = inp
         self._state = IncidentState(
-            incident_id=workflow.info().workflow_id, phase=Phase.RECEIVED, alert=inp.alert
+            incident_id=workflow.info().workflow_id,
+            phase=Phase.RECEIVED,
+            alert=inp.alert,
+            trace_id=inp.trace_id,
         )
         if inp.continued is not None:  # continued as new while waiting: the incident so far
             self._state = inp.continued.state
@@ -174,13 +178,16 @@ class IncidentWorkflow(HostHandlers):
                 IncidentMemory.of(self._state),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=READ_RETRY,
+                summary=f"remember this {self._state.phase.value} incident",
             )
         except ActivityError as err:
             self._host.record("incident not stored in memory", error_text(err))
 
     async def _run(self, alert: Alert) -> None:
         host = self._host
-        await host.enter(Phase.RECEIVED, "alert received", f"{alert.name} from {alert.source}")
+        # The trace id is part of the input, so replays see the same one; runs without it record none.
+        trace = f"; trace {self._state.trace_id}" if self._state.trace_id else ""
+        await host.enter(Phase.RECEIVED, "alert received", f"{alert.name} from {alert.source}{trace}")
         if host.resolved:
             await host.enter(Phase.CANCELLED, "nothing to do", "the alert was already resolved")
             return
@@ -377,6 +384,7 @@ class IncidentWorkflow(HostHandlers):
                 result_type=Evidence,
                 start_to_close_timeout=timedelta(minutes=2),
                 retry_policy=READ_RETRY,
+                summary=line(f"gather evidence on {alert.service or alert.name}"),
             )
         except ActivityError as err:
             # Diagnosis still runs on what little we know; a stalled incident helps nobody.
@@ -395,6 +403,7 @@ class IncidentWorkflow(HostHandlers):
                 result_type=Diagnosis,
                 start_to_close_timeout=timedelta(minutes=5),
                 retry_policy=READ_RETRY,
+                summary=line(f"diagnose {alert.name}"),
             )
         except ActivityError as err:
             self._host.record("diagnosis failed", error_text(err))
@@ -427,6 +436,7 @@ class IncidentWorkflow(HostHandlers):
                 result_type=str,
                 schedule_to_close_timeout=self._input.config.verify_timeout,
                 retry_policy=VERIFY_RETRY,
+                summary=line(f"verify {alert.service or alert.name} is healthy"),
             )
         except ActivityError as err:
             self._host.record("verification failed", error_text(err))

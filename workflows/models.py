@@ -452,6 +452,9 @@ class IncidentInput(BaseModel):
     sender_services: list[str] = ["*"]
     # Set only by the incident itself when it continues as new (workflows/continuation.py).
     continued: Continuation | None = None
+    # The OpenTelemetry trace of the request that opened the incident (32 hex digits; empty when
+    # tracing is off): its workflow and activity spans belong to that trace too.
+    trace_id: str = Field(default="", pattern=r"^([0-9a-f]{32})?$")
 
 
 class TimelineEntry(BaseModel):
@@ -483,6 +486,7 @@ class IncidentState(BaseModel):
     phase: Phase
     alert: Alert
     environment: str = ""  # the trusted environment the policy judged by (see IncidentInput)
+    trace_id: str = ""  # the OpenTelemetry trace that opened it (see IncidentInput)
     opened_by: str = ""
     playbook: PlaybookRef | None = None
     evidence_summary: str = ""
