@@ -133,7 +133,8 @@ def parse_time(text: str) -> datetime | None:
         if found := pattern.search(head):
             raw = found.group(0)
             try:
-                at = datetime.strptime(raw, fmt) if fmt else datetime.fromisoformat(raw.replace(",", "."))
+                # Naive until the return below makes it UTC.
+                at = datetime.strptime(raw, fmt) if fmt else datetime.fromisoformat(raw.replace(",", "."))  # noqa: DTZ007
             except ValueError:
                 continue
             return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import HTTPException
@@ -217,13 +217,17 @@ def _entry(execution: WorkflowExecution) -> HistoryEntry:
     )
 
 
+# Sorts last: a run without a start time (aware, so it compares with the others).
+EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
 async def history(client: Client, settings: Settings, kind: Kind | None, limit: int) -> list[HistoryEntry]:
     """Past and running incidents and operations from Temporal visibility, newest first."""
     types = [t for t, k in _TYPES.items() if kind in (None, k)]
     query = " OR ".join(f"WorkflowType='{t}'" for t in types)
     executions = client.list_workflows(query, limit=limit, rpc_timeout=settings.api_temporal_timeout)
     entries = [_entry(execution) async for execution in executions]
-    return sorted(entries, key=lambda e: e.started_at or datetime.min, reverse=True)
+    return sorted(entries, key=lambda e: e.started_at or EPOCH, reverse=True)
 
 
 # --- schedules --------------------------------------------------------------------------------
