@@ -12,13 +12,16 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
+from api.app import create_app
 from api.auth.keys import KeyStore
 from api.auth.principal import ANY, Role
 from api.board import routes as board
 from api.board.sessions import COOKIE
-from tests.api.support import LiveService, wait_for_phase
+from tests.api.support import LiveService, serve, wait_for_phase
 from tests.api.test_live import fire, service_down
-from tests.credentials import ApiKeys
+from tests.credentials import ApiKeys, ByRoute
+from worker.devserver import DevServer
+from worker.settings import Settings
 from workflows.models import Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
@@ -189,3 +192,45 @@ async def test_the_opener_may_not_approve_on_the_board(live_api: str, opener_key
         assert refused.status_code == 409, refused.text
         assert "opened this incident and so may not approve it" in refused.text
         assert 'id="phase">AwaitingApproval<' in refused.text
+
+
+@pytest.fixture(scope="module")
+async def two_person_api(
+    dev_server: DevServer,
+    live_settings: Settings,
+    live_worker: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[str]:
+    """Another API on the live worker's queue, whose policy asks two distinct people in prod."""
+    policy = tmp_path_factory.mktemp("board-policy") / "policy.yaml"
+    policy.write_text("default_environment: prod\nenvironments:\n  prod: {approvers_required: 2}\n")
+    async with serve(
+        create_app(live_settings.model_copy(update={"policy_file": policy}), dev_server.address)
+    ) as url:
+        yield url
+
+
+async def test_the_board_counts_principals_for_the_two_person_rule(
+    two_person_api: str, live_service: LiveService, api_keys: ApiKeys
+) -> None:
+    async with httpx.AsyncClient(base_url=two_person_api, timeout=60, auth=ByRoute(api_keys)) as http:
+        incident = str((await fire(http, service_down(live_service)))["incident_id"])
+        await wait_for_phase(http, incident, Phase.AWAITING_APPROVAL)
+        page = f"/board/incidents/{incident}"
+
+        async with logged_in(two_person_api, api_keys.keys["alice"]) as alice:
+            csrf = csrf_of((await alice.get(page)).text)
+            first = await alice.post(f"{page}/approve", data={"csrf": csrf}, follow_redirects=True)
+            assert first.status_code == 200 and "Your approval was recorded." in first.text
+            assert 'id="phase">AwaitingApproval<' in first.text  # one of two
+            again = await alice.post(f"{page}/approve", data={"csrf": csrf})
+            assert again.status_code == 409, again.text
+
+        async with logged_in(two_person_api, api_keys.keys["bob"]) as bob:
+            second = await bob.post(f"{page}/approve", data={"csrf": csrf_of((await bob.get(page)).text)})
+            assert second.status_code == 303, second.text
+        # The second principal's approval completes it: the plan runs (the Chromium test sees one resolve).
+        moved = (Phase.EXECUTING, Phase.VERIFYING, Phase.RESOLVED, Phase.FAILED, Phase.ROLLED_BACK)
+        state = await wait_for_phase(http, incident, *moved)
+        assert state.phase != Phase.FAILED, state.timeline
+        assert [(a.approver, a.via) for a in state.approvals] == [("alice", "api"), ("bob", "api")]
