@@ -12,11 +12,11 @@ import asyncio
 import logging
 import shutil
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from api.ingest import WORKFLOW_TYPE
@@ -24,6 +24,7 @@ from workflows import search_attributes as sa
 from workflows.models import IncidentState, TimelineEntry
 
 FOLLOW_EVERY = 1.0  # seconds between looks at Temporal's visibility store
+LOOK_TIMEOUT = timedelta(seconds=5)  # a query the busy worker cannot answer yet waits for the next look
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -105,19 +106,20 @@ async def follow_phases(client: Client) -> None:
     seen: dict[str, tuple[str, int]] = {}  # run id -> (IncidentPhase last seen, timeline entries shown)
     while True:
         try:
-            async for execution in client.list_workflows(query):
+            async for execution in client.list_workflows(query, rpc_timeout=LOOK_TIMEOUT):
                 phase = execution.typed_search_attributes.get(sa.INCIDENT_PHASE) or ""
                 last, shown = seen.get(execution.run_id, ("", -1))
                 if phase == last:
                     continue
                 handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-                state = await handle.query("state", result_type=IncidentState)
+                state = await handle.query("state", result_type=IncidentState, rpc_timeout=LOOK_TIMEOUT)
                 if shown < 0 and execution.start_time and execution.start_time < since:
                     shown = current_phase_start(state.timeline)  # open before we started: where it is
                 for entry in phase_changes(state.timeline, max(shown, 0)):
                     typer.echo(phase_line(state, entry))
                 seen[execution.run_id] = (phase, len(state.timeline))
-        except (RPCError, WorkflowQueryFailedError) as err:
-            # A worker busy starting or a query timing out: look again next time.
+        except (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError) as err:
+            # A worker busy starting or a query timing out: look again next time. The console only
+            # reads; it must never be the reason the stack stops.
             logging.getLogger(__name__).info("phase follower: %s", err)
         await asyncio.sleep(FOLLOW_EVERY)
