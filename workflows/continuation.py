@@ -19,6 +19,8 @@ clock, say) stops with `Diverged`, and the incident escalates to a human rather 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
 
@@ -32,6 +34,7 @@ from workflows.host import Host, Trust
 from workflows.models import (
     ActionOutcome,
     Continuation,
+    Decision,
     IncidentConfig,
     IncidentState,
     JournalEntry,
@@ -71,15 +74,13 @@ class ResumableHost(Host):
         self._cursor = 0  # journal entries answered so far
         self._replay = len(self.journal)  # how many to answer before the run is live again
         self._quiet = carried is not None  # replaying: the timeline already has all of it
-        # The approval the earlier run waited for: (step, where its decisions start, asked at).
-        self._pending = (
-            (carried.approval_step, carried.approval_first, carried.asked_at)
-            if carried is not None and carried.asked_at is not None
-            else None
-        )
+        # The approval the earlier run waited for, as it left it.
+        self._pending = carried if carried is not None and carried.asked_at is not None else None
+        self._before: Phase | None = None  # the phase the approval being asked interrupted
         self._asking: ApprovalRequest | None = None
         self._asked_at: datetime | None = None
         self._floor: int | None = None  # history length when the current approval wait began
+        self._resumed_phase: Phase | None = None  # to enter again once the resumed approval is given
         if carried is not None:
             self.resolved = state.resolved_at is not None
             self._leased = carried.leased
@@ -141,6 +142,19 @@ class ResumableHost(Host):
     def record(self, event: str, detail: str = "") -> None:
         if not self._quiet:
             super().record(event, detail)
+
+    @contextmanager
+    def heard(self) -> Iterator[None]:
+        """Around a signal handler: what a signal records is new, even while the engine replays."""
+        quiet, self._quiet = self._quiet, False
+        try:
+            yield
+        finally:
+            self._quiet = quiet
+
+    def decide(self, decision: Decision, approved: bool) -> None:
+        with self.heard():
+            super().decide(decision, approved)
 
     async def enter(self, phase: Phase, event: str, detail: str = "") -> None:
         if not self._quiet:
@@ -227,9 +241,13 @@ class ResumableHost(Host):
         if entry := self._replayed("approval", request.step):
             return ApprovalResult.model_validate(entry.output)
         # Left set when ContinueAsNewDue leaves the wait: `continuation` names the approval it was.
-        self._asking, self._asked_at = request, None
+        self._asking, self._asked_at, self._before = request, None, self.state.phase
         result = await super().request_approval(request)
         self._asking = None
+        if self._resumed_phase is not None and result.outcome == "approved":
+            # The run that asked went from the phase it was in to AwaitingApproval and would go back.
+            await self.enter(self._resumed_phase, "approved; carrying on", ", ".join(result.approvers))
+        self._resumed_phase = None
         self._keep("approval", request.step, result)
         return result
 
@@ -238,10 +256,12 @@ class ResumableHost(Host):
     def resumed(self, request: ApprovalRequest) -> datetime | None:
         self._floor = None
         pending, self._pending = self._pending, None  # only the first live ask can be the one resumed
-        if pending is None or pending[0] != request.step:
+        if pending is None or pending.approval_step != request.step:
             self._asked_at = workflow.now()
             return None
-        _, self.resumed_first, self._asked_at = pending
+        self.resumed_first, self._asked_at = pending.approval_first, pending.asked_at
+        before = self._before = pending.phase_before  # and so again if this run continues as new
+        self._resumed_phase = before if before in (Phase.EXECUTING, Phase.VERIFYING) else None
         return self._asked_at
 
     def _decided(self) -> bool:
@@ -278,6 +298,7 @@ class ResumableHost(Host):
             approval_step=asking.step if asking else "",
             approval_first=self.desk.first if asking else 0,
             asked_at=self._asked_at if asking else None,
+            phase_before=self._before if asking else None,
             leased=self._leased,
             runs=self.runs,
         )

@@ -96,6 +96,10 @@ class IncidentWorkflow(HostHandlers):
     @workflow.signal
     def alert(self, alert: Alert) -> None:
         """Every notification for this fingerprint: the first firing one, re-fires and resolves."""
+        with self._host.heard():  # recorded even while a continued run replays its engine
+            self._heard(alert)
+
+    def _heard(self, alert: Alert) -> None:
         if (differs := _label_diff(self._input.alert, alert)) and workflow.patched(TRUSTED_CONTEXT_PATCH):
             # A fingerprint is only a name for the labels: a notification naming this incident with
             # other labels is another alert borrowing it, and must not resolve or re-fire this one.

@@ -523,6 +523,7 @@ class Continuation(BaseModel):
     approval_step: str = ""  # the approval being waited for
     approval_first: int = 0  # where its decisions start in `state.approvals`
     asked_at: datetime | None = None  # when it was first asked: the escalation chain runs from there
+    phase_before: Phase | None = None  # the phase it interrupted, entered again once it is approved
     leased: bool = False  # holds a blast-radius lease, released only when the incident ends
     runs: int = 1
 

@@ -19,6 +19,7 @@ from tests.workflows.fakes import (
     detail,
     events,
     make_alert,
+    settled,
     shipped,
     start,
     wait_phase,
@@ -27,6 +28,7 @@ from tests.workflows.fakes import (
 )
 from workflows.incident import IncidentWorkflow
 from workflows.models import Alert, Decision, IncidentState, Phase
+from workflows.playbook import PinnedPlaybook, Playbook
 from workflows.policy import Policy
 
 QUEUE = "incident-continue"
@@ -108,3 +110,62 @@ async def test_slim_notices_resolve_and_a_foreign_digest_is_refused(time_env: Wo
     assert refused == "its labels differ from this incident's (the labels' digest); not applied"
     assert final.phase == Phase.CANCELLED and final.resolved_at is not None
     assert final.alert == alert, "the incident keeps the alert it started with, annotations included"
+
+
+def act(step: str) -> dict[str, Any]:
+    action = {"executor": "ansible", "name": f"restart-{step}", "playbook": "restart_service.yml"}
+    return {"id": step, "kind": "action", "action": {**action, "limit": "web-1"}}
+
+
+MID_APPROVAL = PinnedPlaybook(
+    name="MidApproval",
+    sha256="0" * 64,
+    playbook=Playbook.model_validate(
+        {
+            "name": "MidApproval",
+            "match": {"matchers": ['alertname="ServiceDown"']},
+            "steps": [
+                act("first"),
+                {"id": "gate", "kind": "approval", "approvers": 2},
+                act("second"),
+                {
+                    "id": "healthy",
+                    "kind": "verify",
+                    "check": {"type": "probe", "url": "http://demo/health"},
+                    "until": {"equals": ["${steps.healthy.ok}", True]},
+                    "interval": "10s",
+                    "timeout": "30s",
+                },
+            ],
+        }
+    ),
+)
+
+
+async def test_a_continued_run_neither_repeats_an_apply_nor_loses_its_rollback(
+    time_env: WorkflowEnvironment,
+) -> None:
+    # `first` ran before the approval step; after continuing as new it is not applied again, the phase
+    # goes back to Executing once approved, and the failed verify still rolls both actions back.
+    fakes = Fakes(reads={"probe.http": [{"ok": False}]})
+    alert = make_alert()
+    async with worker(time_env.client, fakes, QUEUE):
+        first = await start(time_env.client, alert, LOW, MID_APPROVAL, queue=QUEUE)
+        latest = time_env.client.get_workflow_handle(alert.workflow_id, result_type=IncidentState)
+        await wait_phase(latest, Phase.AWAITING_APPROVAL)
+        await latest.signal(IncidentWorkflow.approve, Decision(approver="alice"))
+        await refire(latest, alert, 30)
+        await wait_state(latest, lambda s: s.alert_updates == 31, "counted every re-fire")
+        assert (await latest.describe()).run_id != first.result_run_id
+        await latest.signal(IncidentWorkflow.approve, Decision(approver="bob"))
+        await time_env.sleep(60)  # through the verify polls (`result()` across runs misses the end here)
+        final = await settled(latest)
+    assert final.phase == Phase.ROLLED_BACK, events(final)[-5:]
+    assert fakes.applied() == ["first", "second"], "nothing applied twice"
+    assert [s for s in fakes.steps if ".rollback:" in s] == [
+        "ansible.rollback:second",
+        "ansible.rollback:first",
+    ]
+    assert "approved; carrying on" in events(final)
+    carried_on = next(e for e in final.timeline if e.event == "approved; carrying on")
+    assert carried_on.phase == Phase.EXECUTING and carried_on.detail == "alice, bob"
