@@ -40,7 +40,7 @@ INCIDENTS = Gauge(
     ["phase"],
 )
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["metrics"])
 
 
 async def counted(source: str, alerts: int, delivery: Awaitable[list[IngestOutcome]]) -> list[IngestOutcome]:

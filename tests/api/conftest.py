@@ -8,7 +8,6 @@ powerful role its route should accept (tests/credentials.py).
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,8 @@ import pytest
 from temporalio.client import Client
 
 from api.app import create_app
-from tests.api.support import LIVE_RESTART, LIVE_SERVICE, LiveService, serve, serve_directory
+from tests.api import support
+from tests.api.support import LiveService, serve, serve_directory
 from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer
 from worker.main import build_worker
@@ -58,21 +58,11 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServi
 def live_settings(
     tmp_path_factory: pytest.TempPathFactory, live_service: LiveService, api_keys: ApiKeys
 ) -> Settings:
-    state = tmp_path_factory.mktemp("api-live")
-    inventory = state / "inventory.yml"
-    restart = LIVE_RESTART.format(root=live_service.root)
-    inventory.write_text(
-        "all:\n  hosts:\n    localhost:\n"
-        f"      ansible_connection: local\n      ansible_python_interpreter: {sys.executable}\n"
-        f"      restart_commands:\n        {LIVE_SERVICE}: '{restart}'\n"
-    )
-    return Settings(
+    return support.live_settings(
+        tmp_path_factory.mktemp("api-live"),
+        live_service,
         task_queue=f"api-live-{uuid.uuid4().hex[:8]}",
-        state_dir=state,
-        ansible_inventory=str(inventory),
-        verify_timeout=timedelta(seconds=20),
         api_keys_file=api_keys.path,
-        probe_allow=["127.0.0.1"],  # the live service
     )
 
 

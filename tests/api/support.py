@@ -7,11 +7,13 @@ import contextlib
 import copy
 import functools
 import json
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from worker.devserver import free_port
+from worker.settings import Settings
 from workflows.models import IncidentState, Phase, prometheus_fingerprint
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -40,6 +43,24 @@ class LiveService:
 
     def probe_url(self, fingerprint: str) -> str:
         return f"{self.url}/incident-{fingerprint}"
+
+
+def live_settings(state: Path, service: LiveService, **settings: Any) -> Settings:
+    """Settings of a worker whose real Ansible restarts LIVE_SERVICE (an inventory under `state`)."""
+    inventory = state / "inventory.yml"
+    restart = LIVE_RESTART.format(root=service.root)
+    inventory.write_text(
+        "all:\n  hosts:\n    localhost:\n"
+        f"      ansible_connection: local\n      ansible_python_interpreter: {sys.executable}\n"
+        f"      restart_commands:\n        {LIVE_SERVICE}: '{restart}'\n"
+    )
+    return Settings(
+        state_dir=state,
+        ansible_inventory=str(inventory),
+        verify_timeout=timedelta(seconds=20),
+        probe_allow=["127.0.0.1"],  # the live service
+        **settings,
+    )
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ verifies (tests/api/support.LiveService).
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +24,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import Client
 
 from api.app import create_app
-from tests.api.support import LIVE_RESTART, LIVE_SERVICE, LiveService, serve, serve_directory, wait_for_phase
+from tests.api.support import LiveService, live_settings, serve, serve_directory, wait_for_phase
 from tests.api.test_live import fire, service_down
 from tests.credentials import ApiKeys, ByRoute
 from worker.client import connect
 from worker.devserver import DevServer, free_port
 from worker.main import build_worker
-from worker.settings import Settings
 from worker.telemetry import worker_runtime
 from workflows.models import IncidentState, Phase
 
@@ -94,21 +92,11 @@ async def stack(
     api_keys: ApiKeys,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
-    state = tmp_path_factory.mktemp("observed")
-    inventory = state / "inventory.yml"
-    restart = LIVE_RESTART.format(root=observed_service.root)
-    inventory.write_text(
-        "all:\n  hosts:\n    localhost:\n"
-        f"      ansible_connection: local\n      ansible_python_interpreter: {sys.executable}\n"
-        f"      restart_commands:\n        {LIVE_SERVICE}: '{restart}'\n"
-    )
-    settings = Settings(
+    settings = live_settings(
+        tmp_path_factory.mktemp("observed"),
+        observed_service,
         task_queue=f"observed-{uuid.uuid4().hex[:8]}",
-        state_dir=state,
-        ansible_inventory=str(inventory),
-        verify_timeout=timedelta(seconds=20),
         api_keys_file=api_keys.path,
-        probe_allow=["127.0.0.1"],
         worker_metrics_port=free_port(),
         metrics_count_interval=timedelta(0),
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tests.api.support import load
 from tests.observability.conftest import Driven, Samples, Stack, value
+from worker.settings import Settings
+from worker.telemetry import TelemetryError, install_worker_runtime, worker_runtime
 from workflows import metrics
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
@@ -63,3 +67,15 @@ async def test_the_worker_serves_the_sdk_metrics_and_ours(stack: Stack, driven: 
     assert (
         moved(worker, before, "temporal_activity_execution_latency_count", activity_type="ansible.apply") == 1
     )
+
+
+def test_a_taken_worker_metrics_port_is_one_line_naming_the_setting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            TelemetryError, match=f"REMEDIATOR_WORKER_METRICS_PORT: cannot serve metrics on 127.0.0.1:{port}"
+        ):
+            install_worker_runtime(Settings(worker_metrics_port=port))
+    assert worker_runtime(Settings()) is None  # port 0: no endpoint, the SDK's default runtime

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from temporalio.api.enums.v1 import EventType
@@ -90,3 +96,48 @@ def test_unusable_otel_settings_name_the_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     with pytest.raises(TelemetryError, match="OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc'"):
         build_tracer_provider()
+
+
+@contextlib.contextmanager
+def otlp_collector() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
+    """A stand-in OpenTelemetry collector at the wire: OTLP/HTTP protobuf on /v1/traces."""
+    received: list[ExportTraceServiceRequest] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            assert self.path == "/v1/traces", self.path
+            received.append(ExportTraceServiceRequest.FromString(body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_otlp_endpoint_alone_exports_spans_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    with otlp_collector() as (endpoint, received):
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        provider = build_tracer_provider()
+        assert provider is not None
+        with provider.get_tracer("test").start_as_current_span("POST /alerts"):
+            pass
+        assert provider.force_flush(10_000)
+        provider.shutdown()
+    [request] = received
+    [resource_spans] = request.resource_spans
+    attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert attributes["service.name"] == "remediator"
+    assert [s.name for scope in resource_spans.scope_spans for s in scope.spans] == ["POST /alerts"]
