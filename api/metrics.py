@@ -17,7 +17,14 @@ from collections.abc import Awaitable
 
 from fastapi import APIRouter, Response
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    disable_created_metrics,
+    generate_latest,
+)
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -27,6 +34,8 @@ from api.schemas import IngestOutcome
 from worker.settings import Settings
 from workflows.models import Phase
 
+# A `_created` twin of every counter series doubles what Prometheus stores and no panel reads it.
+disable_created_metrics()
 ALERTS = Counter(
     "remediator_alerts_received",
     "Alerts received, by source (alertmanager, grafana, generic) and outcome "
