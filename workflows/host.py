@@ -375,6 +375,8 @@ class Host:
         try:
             if asked_at is None:  # an approval asked before the run continued as new is not asked again
                 await self.enter(Phase.AWAITING_APPROVAL, "awaiting approval", _asking(request))
+            else:
+                self.show()  # the continued run's Web UI details say what it still waits for
             if first:
                 metrics.approvable_after(workflow.now() - workflow.info().start_time)
             decided = await self._escalate(request.timeout, asked_at)
