@@ -24,7 +24,7 @@ import httpx
 from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
-from worker.devserver import free_port
+from tests.llm.fake_openai import start_local
 
 CHANNEL_ID = "C0REMEDY"
 
@@ -153,11 +153,7 @@ async def fake_slack(signing_secret: str, bot_token: str) -> AsyncIterator[FakeS
     app = web.Application()
     app.router.add_post("/api/{method}", slack._api)
     app.router.add_post("/response/{n}", slack._response_url)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    slack.url = f"http://127.0.0.1:{port}"
+    runner, slack.url = await start_local(app)
     try:
         yield slack
     finally:

@@ -11,7 +11,7 @@ from aiohttp import web
 from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
-from worker.devserver import free_port
+from tests.llm.fake_openai import start_local
 from workflows.models import NotifyReceipt, Phase, PhaseChange
 
 
@@ -39,11 +39,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     found = Receiver()
     app = web.Application()
     app.router.add_post("/hook", found._post)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    found.url = f"http://127.0.0.1:{port}/hook"
+    runner, url = await start_local(app)
+    found.url = f"{url}/hook"
     try:
         yield found
     finally:
