@@ -41,7 +41,6 @@ from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-INTERACTIONS = SLACK_SIGNED
 MAX_AGE_SECONDS = 300
 SLACK_HOOKS = "hooks.slack.com"
 _INCIDENT_ID = re.compile(f"^({ID_PREFIX})?{FINGERPRINT_PATTERN}$")
@@ -79,7 +78,7 @@ def verify_signature(
 
 
 @router.post(
-    INTERACTIONS,
+    SLACK_SIGNED,
     responses={
         401: {"model": ErrorBody, "description": "missing, stale or wrong Slack signature"},
         404: {"model": ErrorBody, "description": "Slack is not configured"},
