@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 APT_STAMP := $(VENV)/.apt-installed
 APT_PACKAGES := prometheus prometheus-alertmanager docker-compose chromium
 
-.PHONY: run test lint typecheck unit setup apt clean
+.PHONY: run test bench lint typecheck unit setup apt clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ typecheck: $(STAMP)
 
 test: $(STAMP) $(APT_STAMP) lint typecheck
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -q $(PYTEST_ARGS)
+
+# The benchmarks of README "Performance" (not part of `make test`): each starts its own stack.
+# BENCH_ARGS reaches every one, e.g. BENCH_ARGS=--json.
+BENCHMARKS := ingest incidents noop_steps parked
+bench: $(STAMP)
+	@for b in $(BENCHMARKS); do $(BIN)/python -m tests.benchmarks.$$b $(BENCH_ARGS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .remediator .pytest_cache .mypy_cache .ruff_cache

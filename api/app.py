@@ -25,7 +25,7 @@ from api.auth.credentials import Authenticator
 from api.auth.middleware import Authenticate
 from api.board import routes as board
 from api.body_limit import BodyLimit
-from api.ingest import Pinning
+from api.ingest import Intake, Pinning
 from worker.client import connect
 from worker.settings import Settings
 from worker.telemetry import tracer_provider as process_tracer_provider
@@ -62,6 +62,8 @@ def create_app(
             retry_config=API_RETRY,
             tracer_provider=tracer_provider,
         )
+        # Storm control and re-fire coalescing span requests, so they live as long as the app.
+        app.state.intake = Intake(app.state.client, settings, app.state.pinning)
         yield
 
     app = FastAPI(

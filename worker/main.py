@@ -27,8 +27,15 @@ from worker.settings import Settings
 from workflows.incident import IncidentWorkflow
 from workflows.limiter import RemediationLimiter
 from workflows.operation import OperationTargetWorkflow, OperationWorkflow
+from workflows.storm import StormWorkflow
 
-WORKFLOWS: list[type] = [IncidentWorkflow, RemediationLimiter, OperationWorkflow, OperationTargetWorkflow]
+WORKFLOWS: list[type] = [
+    IncidentWorkflow,
+    RemediationLimiter,
+    OperationWorkflow,
+    OperationTargetWorkflow,
+    StormWorkflow,
+]
 
 
 def build_activities(settings: Settings) -> Sequence[Callable[..., Any]]:
@@ -119,11 +126,15 @@ def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -
         workflows=workflows,
         activities=activities,
         activity_executor=pool,
-        max_concurrent_activities=pool._max_workers,
+        # Never more activities than threads: see Settings.worker_activity_slots.
+        max_concurrent_activities=min(settings.worker_activity_slots, pool._max_workers),
+        max_cached_workflows=settings.worker_cached_workflows,
         graceful_shutdown_timeout=settings.worker_shutdown_grace,
     )
 
 
 async def run_worker(client: Client, settings: Settings) -> None:
-    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="activity") as pool:
+    with ThreadPoolExecutor(
+        max_workers=settings.worker_activity_slots, thread_name_prefix="activity"
+    ) as pool:
         await build_worker(client, settings, pool).run()

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     # (worker/telemetry.py). Port 0: not served. In a container, set the host to 0.0.0.0.
     worker_metrics_port: int = Field(default=0, ge=0, lt=65536)
     worker_metrics_host: str = "127.0.0.1"
+    # Worker concurrency (README "Performance"): activities in flight at once. The synchronous ones
+    # (Ansible, Terraform, kubectl, Kubernetes reads) each hold one of as many threads, so a started
+    # activity never waits for a thread and misses its heartbeat.
+    worker_activity_slots: int = Field(default=8, gt=0)
+    # Incidents kept in the worker's memory between their events (Temporal's sticky cache); past it
+    # the least recently used is dropped and replayed from its history at its next event.
+    worker_cached_workflows: int = Field(default=1000, ge=0)
 
     # API
     max_body_bytes: int = Field(default=1_048_576, gt=0)
@@ -46,6 +53,20 @@ class Settings(BaseSettings):
     # "… [truncated N chars]" marker) before any pattern runs on it.
     logs_max_line_chars: int = Field(default=4096, ge=80)
     logs_max_lines: int = Field(default=100_000, gt=0)
+    # Alert intake (README "Alert ingest"). Values past these caps are cut with "…[truncated N bytes]"
+    # (UTF-8 bytes; label values also fit Temporal's 2 KB search attributes); annotations past the
+    # per-alert total keep only the marker.
+    alert_label_max_bytes: int = Field(default=1024, ge=64)
+    alert_annotation_max_bytes: int = Field(default=16_384, ge=64)
+    alert_annotations_max_bytes: int = Field(default=65_536, ge=64)
+    # Temporal calls in flight per request; identical notifications within the window are one signal.
+    alert_concurrent_calls: int = Field(default=16, gt=0)
+    alert_coalesce_window: timedelta = Field(default=timedelta(seconds=2), ge=timedelta(0))
+    # Storm control, per API process: new incidents per minute (all senders, and per sender); alerts
+    # past either cap join one storm incident per alert name and environment per storm window.
+    alert_new_incidents_per_minute: int = Field(default=60, gt=0)
+    alert_sender_new_incidents_per_minute: int = Field(default=30, gt=0)
+    alert_storm_window: timedelta = Field(default=timedelta(hours=1), ge=timedelta(minutes=1))
     # How long one API request waits on Temporal. Queries and updates need a running worker; without
     # one the request answers 503 after this long instead of hanging.
     api_temporal_timeout: timedelta = Field(default=timedelta(seconds=10), gt=timedelta(0))
@@ -331,6 +352,7 @@ def load_settings() -> Settings:
         problems = []
         for error in err.errors():
             message = error["msg"].removeprefix("Value error, ")
+            llm=self.llm_configured,
             where = "_".join(str(p) for p in error["loc"]).upper()
             problems.append(f"REMEDIATOR_{where}: {message}" if where else message)
         raise SettingsError("; ".join(problems)) from None

@@ -19,10 +19,10 @@ clock, say) stops with `Diverged`, and the incident escalates to a human rather 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -43,6 +43,7 @@ from workflows.models import (
 from workflows.playbook_host import ApprovalRequest, ApprovalResult, CallOptions
 from workflows.policy import Policy, Usage
 
+T = TypeVar("T", bound=BaseModel)
 Kind = Literal["check", "preview", "apply", "rollback", "usage", "approval"]
 # Runs started before continue-as-new existed never continue as new (their histories replay as ran).
 CONTINUE_AS_NEW_PATCH = "continue-as-new-while-waiting"
@@ -121,6 +122,16 @@ class ResumableHost(Host):
         )
         return self.journal[-1]
 
+    async def _journaled(self, kind: Kind, step: str, call: Awaitable[T]) -> T:
+        """Make the call live, and journal its answer (or its failure) for a run that continues this one."""
+        try:
+            output = await call
+        except ActivityError as err:
+            self._keep_error(kind, step, err)
+            raise
+        self._keep(kind, step, output)
+        return output
+
     @staticmethod
     def _raise(entry: JournalEntry) -> None:
         if entry.error:
@@ -170,13 +181,7 @@ class ResumableHost(Host):
         if entry := self._replayed("check", step):
             self._raise(entry)
             return CHECK_OUTPUTS[check.type].model_validate(entry.output)
-        try:
-            output = await super().run_check(step, check, call)
-        except ActivityError as err:
-            self._keep_error("check", step, err)
-            raise
-        self._keep("check", step, output)
-        return output
+        return await self._journaled("check", step, super().run_check(step, check, call))
 
     async def preview_action(self, step: str, action: ActionSpec, call: CallOptions) -> ActionOutcome:
         if entry := self._replayed("preview", step):
@@ -184,13 +189,7 @@ class ResumableHost(Host):
             planned = self.planned(step, action)
             planned.preview = ActionOutcome.model_validate(entry.output)
             return planned.preview
-        try:
-            output = await super().preview_action(step, action, call)
-        except ActivityError as err:
-            self._keep_error("preview", step, err)
-            raise
-        self._keep("preview", step, output)
-        return output
+        return await self._journaled("preview", step, super().preview_action(step, action, call))
 
     async def run_action(self, step: str, action: ActionSpec, call: CallOptions) -> ActionOutcome:
         planned = self.planned(step, action)
@@ -217,25 +216,18 @@ class ResumableHost(Host):
 
     async def rollback_action(self, step: str, action: ActionSpec, call: CallOptions) -> ActionOutcome:
         if entry := self._replayed("rollback", step):
-            self._raise(entry)
             planned = self.planned(step, action)
-            planned.rollback = ActionOutcome.model_validate(entry.output)
+            failed = ActionOutcome(ok=False, summary=f"rollback failed: {entry.error}")
+            planned.rollback = failed if entry.error else ActionOutcome.model_validate(entry.output)
+            self._raise(entry)
             return planned.rollback
-        try:
-            output = await super().rollback_action(step, action, call)
-        except ActivityError as err:
-            self._keep_error("rollback", step, err)
-            raise
-        self._keep("rollback", step, output)
-        return output
+        return await self._journaled("rollback", step, super().rollback_action(step, action, call))
 
     async def usage(self, service: str) -> Usage:
         if entry := self._replayed("usage", service):
             self._service = service
             return Usage.model_validate(entry.output)
-        output = await super().usage(service)
-        self._keep("usage", service, output)
-        return output
+        return await self._journaled("usage", service, super().usage(service))
 
     async def request_approval(self, request: ApprovalRequest) -> ApprovalResult:
         if entry := self._replayed("approval", request.step):

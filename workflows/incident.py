@@ -60,6 +60,10 @@ with workflow.unsafe.imports_passed_through():
 # Playbooks, policy and blast-radius limits after the diagnosis (issue 4); incidents started before
 # replay the catalogue path they began with.
 PLAYBOOKS_PATCH = "playbooks-and-policy"
+# Without a model configured where the incident started (IncidentConfig.llm) no `llm.policy` runs.
+LLM_CONFIGURED_PATCH = "llm-only-when-configured"
+EVIDENCE_DEADLINE = timedelta(minutes=2)  # from the start of gathering to a diagnosis, retries included
+DIAGNOSE_TIMEOUT = timedelta(minutes=1)
 VERIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), backoff_coefficient=1.5, maximum_interval=timedelta(seconds=15)
 )
@@ -108,15 +112,16 @@ class IncidentWorkflow(HostHandlers):
                 f"its labels differ from this incident's ({differs}); not applied",
             )
             return
-        self._state.alert_updates += 1
+        self._state.alert_updates += alert.repeats
         if alert.status == "resolved":
             if not self._host.resolved:
                 self._host.resolved = True
                 self._state.resolved_at = workflow.now()
                 self._host.record("alert resolved", f"source reported resolution (endsAt {alert.ends_at})")
         elif self._state.alert_updates > 1:
+            coalesced = f" ({alert.repeats} identical, coalesced)" if alert.repeats > 1 else ""
             self._host.record(
-                "alert re-fired", f"notification #{self._state.alert_updates} for this fingerprint"
+                "alert re-fired", f"notification #{self._state.alert_updates} for this fingerprint{coalesced}"
             )
 
     # --- the incident ---------------------------------------------------------------------------
@@ -386,7 +391,10 @@ class IncidentWorkflow(HostHandlers):
                 GATHER_EVIDENCE,
                 alert,
                 result_type=Evidence,
-                start_to_close_timeout=timedelta(minutes=2),
+                start_to_close_timeout=EVIDENCE_DEADLINE,
+                # Retries share the one deadline: a hanging probe or Prometheus cannot hold the
+                # diagnosis back longer than that (it then runs on what little is known).
+                schedule_to_close_timeout=EVIDENCE_DEADLINE,
                 retry_policy=READ_RETRY,
                 summary=line(f"gather evidence on {alert.service or alert.name}"),
             )
@@ -405,7 +413,9 @@ class IncidentWorkflow(HostHandlers):
                 DIAGNOSE,
                 DiagnoseRequest(alert=alert, evidence=evidence),
                 result_type=Diagnosis,
-                start_to_close_timeout=timedelta(minutes=5),
+                # The rules take well under a second (memory priors a few more): an attempt that
+                # hangs is retried after this, not after minutes (seen under load, issue 12).
+                start_to_close_timeout=DIAGNOSE_TIMEOUT,
                 retry_policy=READ_RETRY,
                 summary=line(f"diagnose {alert.name}"),
             )
@@ -415,6 +425,8 @@ class IncidentWorkflow(HostHandlers):
         if not workflow.patched("llm-investigation"):
             return heuristic
         result = await investigate(alert, evidence, heuristic, self._host.record)
+        if not self._input.config.llm and workflow.patched(LLM_CONFIGURED_PATCH):
+            return heuristic  # no model configured: asking the worker for its policy is a wasted activity
         if result.requires_human:
             self._requires_human = result.requires_human_reason or "the investigation asks for a human"
         return result.diagnosis

@@ -80,6 +80,9 @@ class Alert(BaseModel):
     source: Literal["alertmanager", "grafana", "generic", "manual"] = "generic"
     # Set on a slim notification (`notice`): the labels' sha256, standing in for labels and annotations.
     digest: str = ""
+    # How many identical notifications this one stands for: the API coalesces re-fires that arrive
+    # within REMEDIATOR_ALERT_COALESCE_WINDOW into one signal, and the incident counts them all.
+    repeats: int = Field(default=1, ge=1)
 
     @property
     def name(self) -> str:
@@ -437,6 +440,9 @@ class IncidentConfig(BaseModel):
 
 
 class IncidentInput(BaseModel):
+    # Whether the workers have a model (REMEDIATOR_LLM_MODEL): without one no `llm.policy` activity
+    # asks them, and the heuristic diagnosis stands. True when absent, as incidents started before it.
+    llm: bool = True
     alert: Alert
     config: IncidentConfig = IncidentConfig()
     # Pinned by whoever starts the incident (the API, from REMEDIATOR_PLAYBOOK_DIR and

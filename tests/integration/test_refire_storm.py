@@ -7,11 +7,15 @@ default `continue_after_bytes`) and stays approvable, with the approval given be
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Callable
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 
-from tests.workflows.fakes import Fakes, events, make_alert, shipped, start, wait_phase, wait_state, worker
+from tests.workflows.fakes import Fakes, events, make_alert, shipped, start, worker
 from workflows.incident import IncidentWorkflow
 from workflows.models import Decision, IncidentConfig, IncidentState, Phase
 from workflows.policy import Policy
@@ -19,6 +23,22 @@ from workflows.policy import Policy
 REFIRES = 60
 ANNOTATION = "x" * 400_000
 TWO_APPROVERS = Policy.model_validate({"environments": {"prod": {"approvers_required": 2}}})
+
+
+async def until(handle: WorkflowHandle[Any, Any], holds: Callable[[IncidentState], bool]) -> IncidentState:
+    """The state once `holds`. A signal landing while a run completes with continue-as-new fails that
+    workflow task (the server's UnhandledCommand) and the retry takes it; a query in between is refused."""
+    for _ in range(600):
+        try:
+            state: IncidentState = await handle.query(IncidentWorkflow.state)
+        except RPCError as err:
+            if err.status != RPCStatusCode.FAILED_PRECONDITION:
+                raise
+        else:
+            if holds(state):
+                return state
+        await asyncio.sleep(0.1)
+    raise AssertionError("the incident never got there")
 
 
 async def test_sixty_large_refires_leave_the_incident_alive_and_approvable(dev_client: Client) -> None:
@@ -31,11 +51,11 @@ async def test_sixty_large_refires_leave_the_incident_alive_and_approvable(dev_c
             dev_client, alert, IncidentConfig(), shipped("service_down.yaml"), TWO_APPROVERS, queue
         )
         latest = dev_client.get_workflow_handle(alert.workflow_id, result_type=IncidentState)
-        await wait_phase(latest, Phase.AWAITING_APPROVAL)
+        await until(latest, lambda s: s.phase == Phase.AWAITING_APPROVAL)
         await latest.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="before the storm"))
         for _ in range(REFIRES):
             await latest.signal(IncidentWorkflow.alert, big)
-        state = await wait_state(latest, lambda s: s.alert_updates == REFIRES + 1, "counted every re-fire")
+        state = await until(latest, lambda s: s.alert_updates == REFIRES + 1)
         assert (await latest.describe()).run_id != first.result_run_id, "it continued as new"
         assert state.phase == Phase.AWAITING_APPROVAL and [a.approver for a in state.approvals] == ["alice"]
         await latest.signal(IncidentWorkflow.approve, Decision(approver="bob", reason="after"))

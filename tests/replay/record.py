@@ -147,6 +147,13 @@ CASES: dict[str, Case] = {
             "deployment": "web",
         },
     ),
+    # v4 on: without a model configured where the incident started, no `llm.policy` activity.
+    "playbook_heuristic_only": Case(
+        Fakes(reads={"probe.http": DOWN_THEN_UP}),
+        wait,
+        "service_down.yaml",
+        config=CONFIG.model_copy(update={"llm": False}),
+    ),
     # v5 on: an incident waiting for approval continues as new (workflows/continuation.py); the
     # history is its last run's, which replays the first run's journal; `-first` is the first run.
     "continued_as_new": Case(

@@ -13,19 +13,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.workflows.fakes import (
-    CONFIG,
-    Fakes,
-    detail,
-    events,
-    make_alert,
-    settled,
-    shipped,
-    start,
-    wait_phase,
-    wait_state,
-    worker,
-)
+from tests.workflows import fakes as wf
+from tests.workflows.fakes import CONFIG, Fakes, make_alert, shipped, start, wait_phase, worker
 from workflows.incident import IncidentWorkflow
 from workflows.models import Alert, Decision, IncidentState, Phase
 from workflows.playbook import PinnedPlaybook, Playbook
@@ -58,26 +47,26 @@ async def test_refires_continue_the_incident_as_new_keeping_approvals_and_timeli
         await wait_phase(latest, Phase.AWAITING_APPROVAL)
         await latest.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="before"))
         await refire(latest, alert, 40)
-        state = await wait_state(latest, lambda s: s.alert_updates == 41, "counted every re-fire")
+        state = await wf.wait_state(latest, lambda s: s.alert_updates == 41, "counted every re-fire")
         run_id = first.result_run_id
         first_run = time_env.client.get_workflow_handle(alert.workflow_id, run_id=run_id)
         assert await last_event(first_run) == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
         assert (await latest.describe()).run_id != run_id
         assert state.phase == Phase.AWAITING_APPROVAL
         assert [a.approver for a in state.approvals] == ["alice"], "the approval given before is kept"
-        assert events(state).count("awaiting approval") == 1, "asked once, not again after continuing"
-        assert events(state).count("alert re-fired") == 40 and "approval by alice" in events(state)
+        assert wf.events(state).count("awaiting approval") == 1, "asked once, not again after continuing"
+        assert wf.events(state).count("alert re-fired") == 40 and "approval by alice" in wf.events(state)
         await latest.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="again"))
         await latest.signal(IncidentWorkflow.approve, Decision(approver="bob", reason="after"))
         final: IncidentState = await latest.result()
-    assert final.phase == Phase.RESOLVED, events(final)[-5:]
+    assert final.phase == Phase.RESOLVED, wf.events(final)[-5:]
     assert final.playbook is not None and final.playbook.name == "ServiceDown"
     assert [(a.approver, a.reason) for a in final.approvals] == [("alice", "before"), ("bob", "after")]
-    assert "ignored approval" in events(final), "alice's second approval did not count twice"
+    assert "ignored approval" in wf.events(final), "alice's second approval did not count twice"
     # Nothing ran twice: one probe before approval (the continued run replayed it), one preview, one apply.
     assert fakes.calls.count("ansible.preview") == 1 and fakes.applied() == ["restart"]
     assert fakes.calls.count("probe.http") == 2  # the check before approval, and the verify after
-    assert events(final).count("playbook") == 1 and final.alert_updates == 41
+    assert wf.events(final).count("playbook") == 1 and final.alert_updates == 41
 
 
 async def test_a_decision_wins_over_continuing(time_env: WorkflowEnvironment) -> None:
@@ -106,7 +95,7 @@ async def test_slim_notices_resolve_and_a_foreign_digest_is_refused(time_env: Wo
         await handle.signal(IncidentWorkflow.alert, foreign.notice())
         await handle.signal(IncidentWorkflow.alert, alert.model_copy(update={"status": "resolved"}).notice())
         final: IncidentState = await handle.result()
-    refused = detail(final, "refused resolved notification")
+    refused = wf.detail(final, "refused resolved notification")
     assert refused == "its labels differ from this incident's (the labels' digest); not applied"
     assert final.phase == Phase.CANCELLED and final.resolved_at is not None
     assert final.alert == alert, "the incident keeps the alert it started with, annotations included"
@@ -155,17 +144,17 @@ async def test_a_continued_run_neither_repeats_an_apply_nor_loses_its_rollback(
         await wait_phase(latest, Phase.AWAITING_APPROVAL)
         await latest.signal(IncidentWorkflow.approve, Decision(approver="alice"))
         await refire(latest, alert, 30)
-        await wait_state(latest, lambda s: s.alert_updates == 31, "counted every re-fire")
+        await wf.wait_state(latest, lambda s: s.alert_updates == 31, "counted every re-fire")
         assert (await latest.describe()).run_id != first.result_run_id
         await latest.signal(IncidentWorkflow.approve, Decision(approver="bob"))
         await time_env.sleep(60)  # through the verify polls (`result()` across runs misses the end here)
-        final = await settled(latest)
-    assert final.phase == Phase.ROLLED_BACK, events(final)[-5:]
+        final = await wf.settled(latest)
+    assert final.phase == Phase.ROLLED_BACK, wf.events(final)[-5:]
     assert fakes.applied() == ["first", "second"], "nothing applied twice"
     assert [s for s in fakes.steps if ".rollback:" in s] == [
         "ansible.rollback:second",
         "ansible.rollback:first",
     ]
-    assert "approved; carrying on" in events(final)
+    assert "approved; carrying on" in wf.events(final)
     carried_on = next(e for e in final.timeline if e.event == "approved; carrying on")
     assert carried_on.phase == Phase.EXECUTING and carried_on.detail == "alice, bob"

@@ -1,0 +1,174 @@
+"""Benchmark (b): N ServiceDown incidents to AwaitingApproval on the full `remediator dev` stack.
+
+    .venv/bin/python -m tests.benchmarks.incidents [--n 30 | --n 100] [--env NAME=VALUE ...] [--json]
+
+N alerts (`environment: prod`, a probe URL on a closed local port) are posted to the webhook at
+once; each incident gathers evidence, diagnoses (heuristic), runs the ServiceDown playbook's probe
+and its Ansible check-mode preview, and waits for a human. Reported: wall time until all wait,
+time-to-approvable (alert sent -> IncidentPhase=AwaitingApproval in history) p50/p95, CPU-seconds
+per incident (worker+API and Temporal server processes, /proc), history events per incident, RSS.
+
+The baseline: a raw workflow running as many no-op activities as an incident ran before it waited,
+then parking on a signal, N at once on the same server (CPU: this process's worker and client plus
+the server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+
+import httpx
+
+from tests.benchmarks.harness import (
+    SERVICE_DOWN,
+    BenchStack,
+    Report,
+    activity_seconds,
+    am_alert,
+    am_webhook,
+    count,
+    cpu_seconds,
+    emit,
+    history_bytes,
+    own_cpu,
+    percentile,
+    poll,
+    reached,
+    self_rss,
+)
+from tests.benchmarks.raw import PARKED, RAW_QUEUE, RAW_TYPE, RawInput, raw_worker
+from workflows.models import Phase, prometheus_fingerprint
+
+APPROVABLE = Phase.AWAITING_APPROVAL.value
+
+
+async def _ours(stack: BenchStack, n: int, timeout: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Send time per incident id, and the CPU-seconds each process spent until all were approvable."""
+    run = uuid.uuid4().hex[:8]
+    alerts = [
+        am_alert(SERVICE_DOWN, {"service": "bench", "instance": f"{run}-{i}"}, stack.closed_url)
+        for i in range(n)
+    ]
+    client = await stack.client()
+    query = f"WorkflowType='IncidentWorkflow' AND AlertName='{SERVICE_DOWN}' AND IncidentPhase='{APPROVABLE}'"
+    before = await count(client, query)
+    sent: dict[str, float] = {}
+    cpu = stack.cpu_by_process()
+    async with httpx.AsyncClient(base_url=stack.dev.api, headers=stack.headers("sender"), timeout=60) as http:
+
+        async def post(alert: dict[str, object]) -> None:
+            sent[f"incident-{prometheus_fingerprint(alert['labels'])}"] = time.time()  # type: ignore[arg-type]
+            response = await http.post("/alerts/alertmanager", json=am_webhook([alert]))
+            response.raise_for_status()
+
+        await asyncio.gather(*(post(a) for a in alerts))
+
+    async def all_waiting() -> bool:
+        return await count(client, query) >= before + n
+
+    await poll(f"{n} incidents at {APPROVABLE}", all_waiting, timeout, every=0.5)
+    return sent, {name: spent - cpu[name] for name, spent in stack.cpu_by_process().items()}
+
+
+async def _raw(
+    stack: BenchStack, n: int, activities: int, timeout: float
+) -> tuple[str, dict[str, float], float]:
+    client = await stack.client()
+    temporal = stack.pids()["temporal"]
+    run = uuid.uuid4().hex[:8]
+    sent: dict[str, float] = {}
+    async with raw_worker(client):
+        cpu = own_cpu() + cpu_seconds(temporal)
+
+        async def start(i: int) -> None:
+            workflow_id = f"raw-{run}-{i}"
+            sent[workflow_id] = time.time()
+            await client.start_workflow(
+                RAW_TYPE,
+                RawInput(steps=activities, park=f"{PARKED}-{run}"),
+                id=workflow_id,
+                task_queue=RAW_QUEUE,
+            )
+
+        await asyncio.gather(*(start(i) for i in range(n)))
+        query = f"WorkflowType='{RAW_TYPE}' AND IncidentPhase='{PARKED}-{run}'"
+
+        async def all_parked() -> bool:
+            return await count(client, query) >= n
+
+        await poll(f"{n} raw workflows parked", all_parked, timeout, every=0.5)
+        spent = own_cpu() + cpu_seconds(temporal) - cpu
+        await asyncio.gather(*(client.get_workflow_handle(w).signal("release") for w in sent))
+    return run, sent, spent
+
+
+async def measure(stack: BenchStack, n: int = 30, timeout: float = 900) -> Report:
+    report = Report("incidents to AwaitingApproval (full stack)", {"n": n})
+    client = await stack.client()
+    started = time.time()
+    sent, cpu = await _ours(stack, n, timeout)
+    ours = {i: await reached(client, i, APPROVABLE) for i in sent}
+    rss = stack.rss()
+    first = next(r for r in ours.values() if r)
+    run, raw_sent, raw_cpu = await _raw(stack, n, first.activities, timeout)
+    raw = {i: await reached(client, i, f"{PARKED}-{run}") for i in raw_sent}
+    took = [r.at - sent[i] for i, r in ours.items() if r]
+    raw_took = [r.at - raw_sent[i] for i, r in raw.items() if r]
+    report.add(
+        "wall time, all approvable", max(r.at for r in ours.values() if r) - started, max(raw_took), "s"
+    )
+    report.add("time-to-approvable p50", percentile(took, 50), percentile(raw_took, 50), "s")
+    report.add("time-to-approvable p95", percentile(took, 95), percentile(raw_took, 95), "s")
+    report.add("CPU per incident", sum(cpu.values()) / n, raw_cpu / n, "CPU-s")
+    for process, seconds in cpu.items():
+        report.add(f"  of which {process}", seconds / n, None, "CPU-s")
+    events = [r.events for r in ours.values() if r]
+    raw_events = [r.events for r in raw.values() if r]
+    report.add(
+        "history events to approvable", sum(events) / len(events), sum(raw_events) / len(raw_events), "events"
+    )
+    report.add("history bytes (one incident)", await history_bytes(client, next(iter(sent))), None, "bytes")
+    report.add("activities before approvable", first.activities, first.activities, "activities")
+    report.add("RSS worker+API", rss["worker+api"], self_rss(), "MB")
+    report.add("RSS Temporal server", rss["temporal"], None, "MB")
+    spent: dict[str, float] = {}
+    for workflow_id in sent:
+        for name, seconds in (await activity_seconds(client, workflow_id)).items():
+            spent[name] = spent.get(name, 0.0) + seconds / n
+    report.notes.append(
+        "mean seconds per incident in each activity (scheduled to closed): "
+        + ", ".join(f"{name} {seconds:.2f}" for name, seconds in sorted(spent.items(), key=lambda i: -i[1]))
+    )
+    report.notes.append(
+        "raw: a workflow of as many no-op activities, parked on a signal; its worker runs in the "
+        "benchmark process, whose RSS is the raw RSS"
+    )
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--n", type=int, default=30, help="incidents in flight at once (the issue's target: 100)"
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the stack under test"
+    )
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
+
+    async def run() -> Report:
+        with BenchStack.running(env=env) as stack:
+            report = await measure(stack, args.n)
+            report.params.update(env)
+            return report
+
+    emit(asyncio.run(run()), args.json)
+
+
+if __name__ == "__main__":
+    main()
