@@ -16,7 +16,16 @@ from temporalio.testing import WorkflowEnvironment
 from tests.workflows import fakes as wf
 from tests.workflows.fakes import CONFIG, Fakes, make_alert, shipped, start, wait_phase, worker
 from workflows.incident import IncidentWorkflow
-from workflows.models import Alert, Decision, IncidentState, Phase
+from workflows.models import (
+    Alert,
+    Continuation,
+    Decision,
+    Diagnosis,
+    Evidence,
+    IncidentState,
+    JournalEntry,
+    Phase,
+)
 from workflows.playbook import PinnedPlaybook, Playbook
 from workflows.policy import Policy
 
@@ -158,3 +167,26 @@ async def test_a_continued_run_neither_repeats_an_apply_nor_loses_its_rollback(
     assert "approved; carrying on" in wf.events(final)
     carried_on = next(e for e in final.timeline if e.event == "approved; carrying on")
     assert carried_on.phase == Phase.EXECUTING and carried_on.detail == "alice, bob"
+
+
+async def test_a_continued_run_that_takes_another_path_escalates(time_env: WorkflowEnvironment) -> None:
+    # A journal that does not fit the run (here: it starts with a preview where the playbook probes)
+    # is never guessed at: nothing runs, and a human takes over with the reason.
+    fakes = Fakes()
+    alert = make_alert()
+    state = IncidentState(
+        incident_id=alert.workflow_id,
+        phase=Phase.AWAITING_APPROVAL,
+        alert=alert,
+        evidence=Evidence(),
+        diagnosis=Diagnosis(category="dependency_down", confidence=0.8, explanation="probe refused"),
+    )
+    carried = Continuation(state=state, journal=[JournalEntry(kind="preview", step="restart")])
+    async with worker(time_env.client, fakes, QUEUE):
+        handle = await start(
+            time_env.client, alert, playbook=shipped("service_down.yaml"), queue=QUEUE, continued=carried
+        )
+        final: IncidentState = await handle.result()
+    assert final.phase == Phase.ESCALATED
+    assert "asked for check 'probe' where it had preview 'restart'" in wf.detail(final, "continued incident")
+    assert fakes.calls == [], "no activity ran: not the probe, not a gather or a diagnosis"
