@@ -154,6 +154,8 @@ CASES: dict[str, Case] = {
         "service_down.yaml",
         config=CONFIG.model_copy(update={"llm": False}),
     ),
+    # v4 on: without a notification channel configured where the incident started, no `notify`.
+    "notifications_off": Case(Fakes(), approve, config=CONFIG.model_copy(update={"notifications": False})),
     # v5 on: an incident waiting for approval continues as new (workflows/continuation.py); the
     # history is its last run's, which replays the first run's journal; `-first` is the first run.
     "continued_as_new": Case(
