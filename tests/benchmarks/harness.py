@@ -8,6 +8,7 @@ measured in the same run, with the ratio ours/raw.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -16,7 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,25 @@ class Report:
 
 def emit(report: Report, as_json: bool) -> None:
     print(json.dumps(report.as_dict(), indent=2) if as_json else report.text(), flush=True)
+
+
+Measure = Callable[["BenchStack", argparse.Namespace], Awaitable[Report]]
+
+
+def run_cli(
+    parser: argparse.ArgumentParser,
+    measure: Measure,
+    stack_options: Callable[[argparse.Namespace], dict[str, Any]] = lambda _: {},
+) -> None:
+    """A benchmark's command line: parse (adding --json), measure on a fresh stack, print."""
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args()
+
+    async def run() -> Report:
+        with BenchStack.running(**stack_options(args)) as stack:
+            return await measure(stack, args)
+
+    emit(asyncio.run(run()), args.json)
 
 
 def am_alert(alertname: str, labels: dict[str, str], probe_url: str = "") -> dict[str, Any]:

@@ -31,12 +31,12 @@ from tests.benchmarks.harness import (
     am_webhook,
     count,
     cpu_seconds,
-    emit,
     history_bytes,
     own_cpu,
     percentile,
     poll,
     reached,
+    run_cli,
     self_rss,
 )
 from tests.benchmarks.raw import PARKED, RAW_QUEUE, RAW_TYPE, RawInput, raw_worker
@@ -157,17 +157,16 @@ def main() -> None:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the stack under test"
     )
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    env = dict(item.split("=", 1) for item in args.env)
 
-    async def run() -> Report:
-        with BenchStack.running(env=env) as stack:
-            report = await measure(stack, args.n)
-            report.params.update(env)
-            return report
+    def settings(args: argparse.Namespace) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in args.env)
 
-    emit(asyncio.run(run()), args.json)
+    async def measured(stack: BenchStack, args: argparse.Namespace) -> Report:
+        report = await measure(stack, args.n)
+        report.params.update(settings(args))
+        return report
+
+    run_cli(parser, measured, lambda args: {"env": settings(args)})
 
 
 if __name__ == "__main__":

@@ -27,7 +27,15 @@ from temporalio.client import Client
 
 from api.ingest import WORKFLOW_TYPE, Pinning, search_attributes
 from api.schemas import AlertmanagerWebhook
-from tests.benchmarks.harness import PARKED_ALERT, BenchStack, Report, am_alert, am_webhook, emit, percentile
+from tests.benchmarks.harness import (
+    PARKED_ALERT,
+    BenchStack,
+    Report,
+    am_alert,
+    am_webhook,
+    percentile,
+    run_cli,
+)
 from tests.stack.devstack import REMEDIATOR, wait_for
 from worker.devserver import free_port
 from worker.settings import Settings
@@ -173,14 +181,7 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=200, help="requests of one alert")
     parser.add_argument("--groups", type=int, default=10, help=f"requests of {GROUP} alerts")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-
-    async def run() -> Report:
-        with BenchStack.running() as stack:
-            return await measure(stack, args.singles, args.groups, args.concurrency)
-
-    emit(asyncio.run(run()), args.json)
+    run_cli(parser, lambda stack, args: measure(stack, args.singles, args.groups, args.concurrency))
 
 
 if __name__ == "__main__":

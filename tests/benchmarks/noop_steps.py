@@ -11,7 +11,6 @@ same server. Runs are one after another; durations are the workflow's start to c
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import uuid
 
@@ -25,9 +24,9 @@ from tests.benchmarks.harness import (
     am_alert,
     am_webhook,
     cpu_seconds,
-    emit,
     own_cpu,
     poll,
+    run_cli,
 )
 from tests.benchmarks.raw import RAW_QUEUE, RAW_TYPE, RawInput, raw_worker
 from workflows.models import prometheus_fingerprint
@@ -82,14 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="K: no-op steps (and raw activities)")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-
-    async def run() -> Report:
-        with BenchStack.running(noop_steps=args.steps) as stack:
-            return await measure(stack, args.runs)
-
-    emit(asyncio.run(run()), args.json)
+    run_cli(parser, lambda stack, args: measure(stack, args.runs), lambda args: {"noop_steps": args.steps})
 
 
 if __name__ == "__main__":

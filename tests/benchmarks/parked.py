@@ -26,9 +26,9 @@ from tests.benchmarks.harness import (
     am_alert,
     am_webhook,
     count,
-    emit,
     percentile,
     poll,
+    run_cli,
     self_rss,
 )
 from tests.benchmarks.raw import PARKED, RAW_QUEUE, RAW_TYPE, RawInput, raw_worker
@@ -68,6 +68,9 @@ async def _timed(call: object, times: int) -> list[float]:
 
 async def measure(stack: BenchStack, n: int = 1000, lists: int = 50, timeout: float = 1800) -> Report:
     report = Report("incidents parked at AwaitingApproval", {"n": n, "lists": lists, "limit": LIST_LIMIT})
+    report.notes.append(
+        "raw list: list_workflows, same query and limit; raw RSS: this process with N parked raw workflows"
+    )
     began = time.monotonic()
     await _park(stack, n, timeout)
     report.notes.append(f"parking {n} took {time.monotonic() - began:.1f} s")
@@ -110,9 +113,6 @@ async def measure(stack: BenchStack, n: int = 1000, lists: int = 50, timeout: fl
     report.add("Temporal server RSS", rss["temporal"], None, "MB")
     report.add("GET /incidents p50", percentile(ours_ms, 50), percentile(raw_ms, 50), "ms")
     report.add("GET /incidents p95", percentile(ours_ms, 95), percentile(raw_ms, 95), "ms")
-    report.notes.append(
-        "raw list: list_workflows, same query and limit; raw RSS: this process with N parked raw workflows"
-    )
     return report
 
 
@@ -120,14 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="incidents to park")
     parser.add_argument("--lists", type=int, default=50, help="GET /incidents requests timed")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-
-    async def run() -> Report:
-        with BenchStack.running() as stack:
-            return await measure(stack, args.n, args.lists)
-
-    emit(asyncio.run(run()), args.json)
+    run_cli(parser, lambda stack, args: measure(stack, args.n, args.lists))
 
 
 if __name__ == "__main__":
