@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import httpx
 import yaml
 from temporalio.client import Client
 
@@ -154,6 +155,22 @@ def am_webhook(alerts: list[dict[str, Any]]) -> dict[str, Any]:
     return {"version": "4", "status": "firing", "receiver": "remediator", "alerts": alerts}
 
 
+# Storm control would fold alerts past these rates into one storm incident (README "Alert ingest"):
+# a benchmark measures one incident per alert, so it lifts them, and `post_alerts` checks each started.
+NO_STORM = {
+    "REMEDIATOR_ALERT_NEW_INCIDENTS_PER_MINUTE": "1000000",
+    "REMEDIATOR_ALERT_SENDER_NEW_INCIDENTS_PER_MINUTE": "1000000",
+}
+
+
+async def post_alerts(http: httpx.AsyncClient, alerts: list[dict[str, Any]]) -> None:
+    """POST /alerts/alertmanager; fails unless every alert started an incident of its own."""
+    response = await http.post("/alerts/alertmanager", json=am_webhook(alerts))
+    response.raise_for_status()
+    outcomes = [o.get("outcome") for o in response.json()]
+    assert outcomes == ["started"] * len(alerts), outcomes
+
+
 def _noop_playbook(steps: int, closed_url: str) -> dict[str, Any]:
     """K checks that each run one cheap activity (a probe refused at once), then a stop."""
     checks = [
@@ -216,6 +233,7 @@ class BenchStack:
         # The stack's settings: a clean REMEDIATOR_* environment plus what the benchmark needs.
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("REMEDIATOR_", "TEMPORAL_"))}
         settings = {
+            **NO_STORM,
             "REMEDIATOR_PROBE_ALLOW": "127.0.0.1",
             "REMEDIATOR_PLAYBOOK_DIR": str(playbooks),
             "REMEDIATOR_ANSIBLE_INVENTORY": str(inventory),

@@ -28,13 +28,13 @@ from tests.benchmarks.harness import (
     Report,
     activity_seconds,
     am_alert,
-    am_webhook,
     count,
     cpu_seconds,
     history_bytes,
     own_cpu,
     percentile,
     poll,
+    post_alerts,
     reached,
     run_cli,
     self_rss,
@@ -61,8 +61,7 @@ async def _ours(stack: BenchStack, n: int, timeout: float) -> tuple[dict[str, fl
 
         async def post(alert: dict[str, object]) -> None:
             sent[f"incident-{prometheus_fingerprint(alert['labels'])}"] = time.time()  # type: ignore[arg-type]
-            response = await http.post("/alerts/alertmanager", json=am_webhook([alert]))
-            response.raise_for_status()
+            await post_alerts(http, [alert])
 
         await asyncio.gather(*(post(a) for a in alerts))
 

@@ -28,12 +28,14 @@ from temporalio.client import Client
 from api.ingest import WORKFLOW_TYPE, Pinning, search_attributes
 from api.schemas import AlertmanagerWebhook
 from tests.benchmarks.harness import (
+    NO_STORM,
     PARKED_ALERT,
     BenchStack,
     Report,
     am_alert,
     am_webhook,
     percentile,
+    post_alerts,
     run_cli,
 )
 from tests.stack.devstack import REMEDIATOR, wait_for
@@ -50,7 +52,7 @@ def ingest_api(stack: BenchStack) -> Iterator[str]:
     """`remediator api` on the stack's server and keys, starting incidents on a queue nobody polls."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REMEDIATOR_", "TEMPORAL_"))}
-    env |= {
+    env |= NO_STORM | {
         "TEMPORAL_ADDRESS": stack.dev.address,
         "REMEDIATOR_TASK_QUEUE": UNPOLLED_QUEUE,
         "REMEDIATOR_API_KEYS_FILE": str(stack.dev.keys_file),
@@ -145,7 +147,7 @@ async def _compare(
 
     def post(batch: list[dict[str, Any]]) -> Callable[[], Awaitable[None]]:
         async def send() -> None:
-            (await http.post("/alerts/alertmanager", json=am_webhook(batch))).raise_for_status()
+            await post_alerts(http, batch)
 
         return send
 

@@ -22,10 +22,10 @@ from tests.benchmarks.harness import (
     BenchStack,
     Report,
     am_alert,
-    am_webhook,
     cpu_seconds,
     own_cpu,
     poll,
+    post_alerts,
     run_cli,
 )
 from tests.benchmarks.raw import RAW_QUEUE, RAW_TYPE, RawInput, raw_worker
@@ -56,7 +56,7 @@ async def measure(stack: BenchStack, runs: int = 5) -> Report:
     async with httpx.AsyncClient(base_url=stack.dev.api, headers=stack.headers("sender"), timeout=60) as http:
         for run in range(runs):
             alert = am_alert(NOOP_ALERT, {"service": "bench", "instance": f"{tag}-{run}"})
-            (await http.post("/alerts/alertmanager", json=am_webhook([alert]))).raise_for_status()
+            await post_alerts(http, [alert])
             ours.append(await _duration(client, f"incident-{prometheus_fingerprint(alert['labels'])}"))
     ours_cpu = stack.cpu() - cpu
     raw: list[float] = []

@@ -24,10 +24,10 @@ from tests.benchmarks.harness import (
     BenchStack,
     Report,
     am_alert,
-    am_webhook,
     count,
     percentile,
     poll,
+    post_alerts,
     run_cli,
     self_rss,
 )
@@ -49,7 +49,7 @@ async def _park(stack: BenchStack, n: int, timeout: float) -> None:
         base_url=stack.dev.api, headers=stack.headers("sender"), timeout=120
     ) as http:
         for group in groups:
-            (await http.post("/alerts/alertmanager", json=am_webhook(group))).raise_for_status()
+            await post_alerts(http, group)
 
     async def all_parked() -> bool:
         return await count(client, query) >= before + n
