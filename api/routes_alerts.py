@@ -1,19 +1,24 @@
 """Alert intake: Alertmanager, Grafana and generic JSON, all normalised to `Alert`.
 
-Each answers 202 only after Temporal accepted every alert of the request; anything else is a 4xx
-for bad input or a 503 (with Retry-After) that tells the sender to try again. The caller needs the
-`alerts:send` permission, and its credential (not the alert's labels) is who opened the incident.
+Each alert of a request is judged on its own (api/ingest.py). The answer is a 202 listing every
+alert's outcome in the request's order once Temporal holds every valid one; refused alerts are listed
+with their reason (`alerts[3].labels.environment: ...`). Only a request with no valid alert is a 422;
+a 503 (with Retry-After) tells the sender to try again. The caller needs the `alerts:send`
+permission, and its credential (not the alert's labels) is who opened the incident.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Request, status
+from fastapi.exceptions import RequestValidationError
 
 from api.auth.deps import SenderDep
-from api.deps import AUTH_RESPONSES, ClientDep, PinningDep, SettingsDep
-from api.ingest import ingest
+from api.deps import AUTH_RESPONSES
+from api.ingest import Intake
 from api.metrics import counted
-from api.schemas import AlertmanagerWebhook, ErrorBody, GenericBody, GrafanaWebhook, IngestOutcome
+from api.schemas import ErrorBody, IngestOutcome, WebhookBatch, parse_generic, parse_webhook
 
 router = APIRouter(
     prefix="/alerts",
@@ -22,49 +27,48 @@ router = APIRouter(
         **AUTH_RESPONSES,
         413: {"model": ErrorBody, "description": "body larger than REMEDIATOR_MAX_BODY_BYTES"},
         415: {"model": ErrorBody, "description": "body not sent as application/json"},
-        422: {"model": ErrorBody, "description": "invalid payload; `message` names the field"},
+        422: {"model": ErrorBody, "description": "no valid alert; `message` names each field at fault"},
         503: {"model": ErrorBody, "description": "Temporal unreachable; retry after Retry-After"},
     },
 )
 
 
+def intake(request: Request) -> Intake:
+    # Built in app.lifespan: storm control and coalescing span requests.
+    found: Intake = request.app.state.intake
+    return found
+
+
+IntakeDep = Annotated[Intake, Depends(intake)]
+
+
 @router.post("/alertmanager", status_code=status.HTTP_202_ACCEPTED)
 async def from_alertmanager(
-    payload: AlertmanagerWebhook,
-    client: ClientDep,
-    settings: SettingsDep,
-    pinning: PinningDep,
-    principal: SenderDep,
+    payload: WebhookBatch, alerts: IntakeDep, principal: SenderDep
 ) -> list[IngestOutcome]:
-    """Alertmanager's webhook receiver (payload version 4)."""
-    alerts = [alert.to_alert("alertmanager") for alert in payload.alerts]
-    return await counted(
-        "alertmanager", len(alerts), ingest(client, settings, pinning, alerts, sender=principal)
-    )
+    """Alertmanager's webhook receiver (payload version 4); each `alerts[]` entry is an Alertmanager alert."""
+    parsed = parse_webhook(payload, "alertmanager")
+    return await counted("alertmanager", len(parsed), alerts.ingest(parsed, principal))
 
 
 @router.post("/grafana", status_code=status.HTTP_202_ACCEPTED)
-async def from_grafana(
-    payload: GrafanaWebhook,
-    client: ClientDep,
-    settings: SettingsDep,
-    pinning: PinningDep,
-    principal: SenderDep,
-) -> list[IngestOutcome]:
-    """Grafana unified alerting's webhook contact point."""
-    alerts = [alert.to_alert("grafana") for alert in payload.alerts]
-    return await counted("grafana", len(alerts), ingest(client, settings, pinning, alerts, sender=principal))
+async def from_grafana(payload: WebhookBatch, alerts: IntakeDep, principal: SenderDep) -> list[IngestOutcome]:
+    """Grafana unified alerting's webhook contact point; each `alerts[]` entry is a Grafana alert."""
+    parsed = parse_webhook(payload, "grafana")
+    return await counted("grafana", len(parsed), alerts.ingest(parsed, principal))
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
 async def from_json(
-    payload: GenericBody,
-    client: ClientDep,
-    settings: SettingsDep,
-    pinning: PinningDep,
+    payload: Annotated[Any, Body(description="one generic alert object, or a list of them")],
+    alerts: IntakeDep,
     principal: SenderDep,
 ) -> list[IngestOutcome]:
     """Remediator's generic JSON alert: one object or a list of them."""
-    alerts = payload if isinstance(payload, list) else [payload]
-    delivery = ingest(client, settings, pinning, [alert.to_alert() for alert in alerts], sender=principal)
-    return await counted("generic", len(alerts), delivery)
+    if isinstance(payload, bytes):
+        # FastAPI hands the raw body on when it was not sent as JSON; errors.py answers that with a 415.
+        raise RequestValidationError(
+            [{"type": "not_json", "loc": ("body",), "msg": "not JSON"}], body=payload
+        )
+    parsed = parse_generic(payload)
+    return await counted("generic", len(parsed), alerts.ingest(parsed, principal))

@@ -6,8 +6,8 @@ to normalise themselves into the internal `workflows.models.Alert`.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -20,6 +20,8 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -28,21 +30,9 @@ from workflows.models import Alert, label_fingerprint
 # Fingerprints become workflow ids and URL path segments, so they keep to a safe alphabet.
 FINGERPRINT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
 Fingerprint = Annotated[str, StringConstraints(pattern=f"^{FINGERPRINT_PATTERN}$")]
-# Temporal refuses a Keyword search attribute whose JSON-encoded value exceeds this many bytes.
-SEARCH_ATTRIBUTE_BYTES = 2048
-
-
-def _fits_search_attribute(value: str) -> str:
-    """Labels feed the incident's search attributes; one too long would fail the workflow's upserts."""
-    size = len(json.dumps(value))  # the SDK's encoding: ASCII-only JSON
-    if size > SEARCH_ATTRIBUTE_BYTES:
-        raise ValueError(
-            f"{size} bytes once encoded; Temporal's search attributes take {SEARCH_ATTRIBUTE_BYTES}"
-        )
-    return value
-
-
-LabelValue = Annotated[str, AfterValidator(_fits_search_attribute)]
+# Oversized label and annotation values are cut with a marker after the trust checks (api/alert_caps.py),
+# not refused here: one long value must not cost the sender its alert.
+LabelValue = str
 Labels = dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], LabelValue]
 Annotations = dict[str, str]
 AlertStatus = Literal["firing", "resolved"]
@@ -213,19 +203,91 @@ GenericBody = Annotated[
 ]
 
 
+# --- one alert at a time ----------------------------------------------------------------------
+
+Loc = tuple[str | int, ...]
+
+
+class WebhookBatch(BaseModel):
+    """What the Alertmanager and Grafana routes read first: the envelope, with `alerts[]` unchecked.
+
+    Each alert is then validated on its own (`parse_webhook`), so one bad alert costs only itself; the
+    envelope's other fields (groupKey, commonLabels ...) are not used, so they cannot refuse a batch.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str
+    alerts: Annotated[
+        list[Annotated[Any, WithJsonSchema({"type": "object", "description": "one alert"})]],
+        Field(min_length=1),
+    ]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One entry of a request: its alert, or the errors that make it none (pydantic's dict shape)."""
+
+    index: int
+    loc: Loc  # where it sits: ("body", "alerts", 3), or ("body", "alert") for a single object
+    alert: Alert | None = None
+    errors: tuple[dict[str, Any], ...] = ()
+
+
+def _parse(
+    index: int, loc: Loc, item: Any, model: type[BaseModel], to_alert: Callable[[Any], Alert]
+) -> Parsed:
+    try:
+        return Parsed(index, loc, alert=to_alert(model.model_validate(item)))
+    except ValidationError as err:
+        errors = tuple(
+            {"type": e["type"], "loc": (*loc, *e["loc"]), "msg": e["msg"]}
+            for e in err.errors(include_url=False)
+        )
+        return Parsed(index, loc, errors=errors)
+
+
+def parse_webhook(batch: WebhookBatch, source: Literal["alertmanager", "grafana"]) -> list[Parsed]:
+    model = GrafanaAlert if source == "grafana" else AlertmanagerAlert
+    return [
+        _parse(i, ("body", "alerts", i), item, model, lambda a: a.to_alert(source))
+        for i, item in enumerate(batch.alerts)
+    ]
+
+
+def parse_generic(body: Any) -> list[Parsed]:
+    """One object (errors read `alert.labels`) or a list of them (`alerts[2].labels`)."""
+    if isinstance(body, list) and body:
+        return [
+            _parse(i, ("body", "alerts", i), item, GenericAlert, lambda a: a.to_alert())
+            for i, item in enumerate(body)
+        ]
+    if isinstance(body, list):
+        empty = {"type": "too_short", "loc": ("body", "alerts"), "msg": "List should have at least 1 item"}
+        return [Parsed(0, ("body", "alerts"), errors=(empty,))]
+    return [_parse(0, ("body", "alert"), body, GenericAlert, lambda a: a.to_alert())]
+
+
 # --- responses -------------------------------------------------------------------------------
 
-Outcome = Literal["started", "signalled", "ignored"]
+Outcome = Literal["started", "signalled", "ignored", "grouped", "refused"]
 
 
 class IngestOutcome(BaseModel):
-    """What happened to one alert: a new incident, a signal to a running one, or nothing."""
+    """What happened to one alert of the request, in the request's order.
 
-    fingerprint: str
-    incident_id: str
-    alertname: str
-    status: AlertStatus
+    `started` a new incident, `signalled` a running one, `ignored` a resolution with nothing to resolve,
+    `grouped` into a storm incident (storm control), `refused` (nothing was sent; `reason` says why).
+    """
+
+    index: int = Field(description="position in the request's alerts (0 for a single object)")
     outcome: Outcome
+    incident_id: str | None = Field(default=None, description="the incident (or storm incident) signalled")
+    fingerprint: str | None = None
+    alertname: str | None = None
+    status: AlertStatus | None = None
+    reason: str = Field(default="", description="why refused; which storm; how many re-fires were coalesced")
+    truncated: list[str] = Field(default=[], description="label or annotation values cut to their cap")
 
 
 class IncidentSummary(BaseModel):

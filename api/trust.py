@@ -1,17 +1,14 @@
 """What a sender's credential vouches for: alert text never chooses its own environment or scope.
 
-Each alert is checked before anything is delivered: an Alertmanager or Grafana fingerprint must be the
+Each alert is checked on its own before anything of it is delivered (a refused one is listed in the
+answer with its reason, api/ingest.py): an Alertmanager or Grafana fingerprint must be the
 one its labels give (FNV-64a, or our sha256), so one alert cannot borrow another's incident;
 its environment and service must be ones the sender's credential may speak for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from fnmatch import fnmatchcase
-from typing import Any
-
-from fastapi.exceptions import RequestValidationError
 
 from api.auth.principal import ANY, Principal
 from workflows.models import Alert, fingerprint_matches
@@ -62,18 +59,3 @@ def check(alert: Alert, sender: Principal, policy: Policy) -> str:
             ("labels", "service"), f"{alert.service or '(none)'!r} is not one {sender.name!r} may speak for"
         )
     return environment_for(alert, sender, policy)
-
-
-def vouch(alerts: Sequence[Alert], sender: Principal, policy: Policy) -> list[str]:
-    """Every alert's trusted environment; a 422 naming each refused alert, before anything is sent."""
-    environments: list[str] = []
-    problems: list[dict[str, Any]] = []
-    for index, alert in enumerate(alerts):
-        try:
-            environments.append(check(alert, sender, policy))
-        except Refused as err:
-            loc = ("body", "alerts", index, *err.field)
-            problems.append({"type": "refused", "loc": loc, "msg": str(err), "input": None})
-    if problems:
-        raise RequestValidationError(problems)
-    return environments

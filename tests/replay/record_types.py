@@ -3,6 +3,9 @@ recorders of their own): `python -m tests.replay.record_types [VERSION]`.
 
 - RemediationLimiter: two incidents acquire, one releases, a refusal, then continue-as-new.
 - PlaybookDryRun: `remediator playbook test` of the shipped HighCPU playbook with its sample.
+- StormWorkflow: started by signal-with-start, absorbs two batches, closes when its window ends.
+
+`python -m tests.replay.record_types v1 StormWorkflow-absorbed` records only the names given.
 
 Keep old files: they are what running workflows look like (tests/replay/test_every_type.py replays them).
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from tests.workflows.fakes import shipped
 from worker.dry_run import dry_run_on, load_sample
 from workflows.limiter import AcquireRequest, LimiterState, ReleaseRequest, RemediationLimiter
 from workflows.policy import Limits, Policy
+from workflows.storm import Absorbed, StormInput, StormWorkflow
 
 BY_TYPE = Path(__file__).parent / "histories_by_type"
 SAMPLES = Path(__file__).parents[1] / "playbooks" / "samples"
@@ -86,7 +90,31 @@ async def dry_run(client: Client, started: _Started) -> WorkflowHandle[Any, Any]
     return client.get_workflow_handle(started.ids[-1])
 
 
-async def main(version: str) -> None:
+async def storm(client: Client) -> WorkflowHandle[Any, Any]:
+    async with Worker(client, task_queue="record-storm", workflows=[StormWorkflow]):
+        start = datetime.now(UTC)
+        handle = await client.start_workflow(
+            StormWorkflow.run,
+            StormInput(
+                alertname="Flood",
+                environment="prod",
+                window_start=start,
+                window_end=start + timedelta(hours=1),
+            ),
+            id="incident-storm-record",
+            task_queue="record-storm",
+            start_signal="absorb",
+            start_signal_args=[[Absorbed(fingerprint="aa01", service="web", sender="am")]],
+        )
+        await handle.signal(
+            StormWorkflow.absorb,
+            [Absorbed(fingerprint="aa02", sender="am"), Absorbed(fingerprint="aa01", sender="am", repeats=3)],
+        )
+        await handle.result()
+        return handle
+
+
+async def main(version: str, names: list[str]) -> None:
     binary = shutil.which("temporal-test-server") or str(Path(sys.executable).parent / "temporal-test-server")
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary, data_converter=pydantic_data_converter
@@ -96,14 +124,19 @@ async def main(version: str) -> None:
     config["interceptors"] = [started]
     client = Client(**config)
     BY_TYPE.mkdir(exist_ok=True)
-    for name, handle in (
-        ("RemediationLimiter-continued", await limiter(client)),
-        ("PlaybookDryRun-high_cpu", await dry_run(client, started)),
-    ):
+    recorders = {
+        "RemediationLimiter-continued": lambda: limiter(client),
+        "PlaybookDryRun-high_cpu": lambda: dry_run(client, started),
+        "StormWorkflow-absorbed": lambda: storm(env.client),  # its client skips time
+    }
+    for name, record in recorders.items():
+        if names and name not in names:
+            continue
+        handle = await record()
         (BY_TYPE / f"{name}-{version}.json").write_text((await handle.fetch_history()).to_json())
         print(f"recorded {name}-{version}")
     await env.shutdown()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "v1"))
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "v1", sys.argv[2:]))
