@@ -17,6 +17,7 @@ from api.schemas import FINGERPRINT_PATTERN, ErrorBody, IncidentSummary
 from worker.settings import Settings
 from workflows import search_attributes as sa
 from workflows.models import DecisionRequest, IncidentState, Phase, Via
+from workflows.storm import STORM_WORKFLOW
 
 ID_PREFIX = "incident-"
 
@@ -79,7 +80,8 @@ async def list_incidents(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[IncidentSummary]:
     """Incidents from Temporal's visibility store (at most `limit`), optionally filtered."""
-    clauses = [f"WorkflowType='{WORKFLOW_TYPE}'"]
+    # Storm incidents (workflows/storm.py) are listed beside the incidents they stand in for.
+    clauses = [f"WorkflowType IN ('{WORKFLOW_TYPE}', '{STORM_WORKFLOW}')"]
     for key, value in ((sa.INCIDENT_PHASE, phase), (sa.ALERT_NAME, alertname), (sa.SERVICE, service)):
         if value is not None:
             clauses.append(f"{key.name}='{value}'")

@@ -6,6 +6,7 @@ index and reason and never reach Temporal; only a request without a valid alert 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -21,13 +22,13 @@ from api.alert_caps import SEARCH_ATTRIBUTE_BYTES
 from api.app import create_app
 from api.auth.keys import KeyStore
 from api.auth.principal import Role
-from tests.api.support import serve
+from tests.api.support import LIVE_SERVICE, serve, state_of, wait_for
 from tests.api.test_routes import start_input
-from tests.credentials import ApiKeys
+from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer
 from worker.settings import Settings
 from workflows import search_attributes as sa
-from workflows.models import prometheus_fingerprint
+from workflows.models import IncidentState, Phase, prometheus_fingerprint
 from workflows.storm import STORM_WORKFLOW, Absorbed
 
 pytestmark = pytest.mark.integration
@@ -210,3 +211,59 @@ async def test_past_the_caps_new_alerts_join_one_storm_per_alertname_and_refires
     assert refire["outcome"] == "signalled" and refire["incident_id"] == first["incident_id"]
     [fresh] = await post(other, [new("Fresh", 0)])
     assert fresh["outcome"] == "started"
+
+
+@pytest.fixture
+async def capped_live_http(
+    dev_server: DevServer, live_settings: Settings, live_worker: None, api_keys: ApiKeys
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The live worker's task queue, one new incident a minute: storms and re-fires reach a real worker."""
+    settings = live_settings.model_copy(update={"alert_sender_new_incidents_per_minute": 1})
+    async with (
+        serve(create_app(settings, dev_server.address)) as url,
+        httpx.AsyncClient(base_url=url, timeout=60, auth=ByRoute(api_keys)) as http,
+    ):
+        yield http
+
+
+async def test_coalesced_refires_and_a_storm_read_as_incidents_on_a_real_worker(
+    capped_live_http: httpx.AsyncClient,
+) -> None:
+    environment = f"co-{uuid.uuid4().hex[:8]}"
+    labels = {"service": LIVE_SERVICE, "severity": "critical", "environment": environment}
+    alert = {"alertname": "ServiceDown", "labels": {**labels, "instance": "a"}}
+    response = await capped_live_http.post("/alerts", json=alert)
+    [first] = response.json()
+    assert first["outcome"] == "started", response.text
+    # Three identical copies within the coalescing window: one signal, three notifications counted.
+    copies = await asyncio.gather(*(capped_live_http.post("/alerts", json=alert) for _ in range(3)))
+    assert [r.json()[0]["outcome"] for r in copies] == ["signalled"] * 3
+
+    async def counted() -> IncidentState | None:
+        state = await state_of(capped_live_http, first["incident_id"])
+        return state if state.alert_updates == 4 else None
+
+    state = await wait_for(counted, timeout=30)
+    assert any(
+        e.detail == "notification #4 for this fingerprint (3 identical, coalesced)" for e in state.timeline
+    )
+
+    # Past the cap, new alerts join the storm incident, which reads like an incident.
+    storm = await capped_live_http.post(
+        "/alerts", json=[{"alertname": "ServiceDown", "labels": {**labels, "instance": i}} for i in "bc"]
+    )
+    [grouped] = {o["incident_id"] for o in storm.json() if o["outcome"] == "grouped"}
+
+    async def absorbed_both() -> IncidentState | None:
+        response = await capped_live_http.get(f"/incidents/{grouped}")
+        if response.status_code != 200:
+            return None
+        state = IncidentState.model_validate(response.json())
+        return state if state.alert_updates == 2 else None
+
+    storm_state = await wait_for(absorbed_both, timeout=30)
+    assert storm_state.phase == Phase.ESCALATED and storm_state.environment == environment
+    listed = await capped_live_http.get(
+        "/incidents", params={"alertname": "ServiceDown", "phase": "Escalated"}
+    )
+    assert grouped in [row["incident_id"] for row in listed.json()], listed.text
