@@ -25,10 +25,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
 from api.app import create_app
+from api.auth.keys import KeyStore
+from api.auth.principal import Role
 from tests.api.support import LIVE_SERVICE, serve, state_of, wait_for, wait_for_phase
 from tests.credentials import ApiKeys
 from worker.devserver import DevServer, free_port
 from worker.settings import REPO_ROOT, Settings
+from workflows import search_attributes as sa
 from workflows.models import Phase
 
 pytestmark = [pytest.mark.alertmanager, pytest.mark.integration, pytest.mark.ansible]
@@ -265,3 +268,28 @@ async def _named(client: Client, alertname: str, count: int) -> list[str] | None
 
 async def _at_least(statuses: list[int], count: int) -> bool:
     return len(statuses) >= count
+
+
+async def test_one_refused_alert_does_not_cost_its_group_the_valid_one(
+    dev_server: DevServer, live_settings: Settings, api_keys: ApiKeys, dev_client: Client, tmp_path: Path
+) -> None:
+    """Issue 10: a 3 KB label made the whole group a 422, which Alertmanager drops. Now the long label is
+    cut, the alert claiming an environment its key does not hold is refused alone, and the group is a 202."""
+    environment = f"grp-{uuid.uuid4().hex[:8]}"
+    _, key = KeyStore(api_keys.path).create(f"am-{environment}", [Role.SENDER], environments=[environment])
+    statuses: list[int] = []
+    app = create_app(live_settings, dev_server.address)
+    app.add_middleware(Recorder, statuses=statuses)
+    name = f"GroupCheck{uuid.uuid4().hex[:8]}"
+    same_group = {"alertname": name, "instance": "node-a:9100", "service": LIVE_SERVICE}  # group_by keys
+    batch = [
+        {"labels": {**same_group, "environment": environment, "shard": "1", "blob": "x" * 3000}},
+        {"labels": {**same_group, "environment": "not-held", "shard": "2"}},
+    ]
+    async with serve(app) as url, running_alertmanager(url, tmp_path, BEARER.format(key=key)) as am:
+        await am.post(batch)
+        [incident] = await wait_for(lambda: _named(dev_client, name, 1), timeout=30)
+        await wait_for(lambda: _at_least(statuses, 1), timeout=30)
+    assert set(statuses) == {202}, statuses
+    description = await dev_client.get_workflow_handle(incident).describe()
+    assert description.typed_search_attributes.get(sa.ENVIRONMENT) == environment
