@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     alert_annotation_max_bytes: int = Field(default=16_384, ge=64)
     alert_annotations_max_bytes: int = Field(default=65_536, ge=64)
     # Temporal calls in flight per request; identical notifications within the window are one signal.
-    alert_concurrent_calls: int = Field(default=16, gt=0)
+    alert_concurrent_calls: int = Field(default=32, gt=0)
     alert_coalesce_window: timedelta = Field(default=timedelta(seconds=2), ge=timedelta(0))
     # Storm control, per API process: new incidents per minute (all senders, and per sender); alerts
     # past either cap join one storm incident per alert name and environment per storm window.
