@@ -424,9 +424,9 @@ class IncidentWorkflow(HostHandlers):
             heuristic = Diagnosis(category="unknown", confidence=0.0, explanation=error_text(err))
         if not workflow.patched("llm-investigation"):
             return heuristic
-        result = await investigate(alert, evidence, heuristic, self._host.record)
         if not self._input.config.llm and workflow.patched(LLM_CONFIGURED_PATCH):
             return heuristic  # no model configured: asking the worker for its policy is a wasted activity
+        result = await investigate(alert, evidence, heuristic, self._host.record)
         if result.requires_human:
             self._requires_human = result.requires_human_reason or "the investigation asks for a human"
         return result.diagnosis

@@ -437,12 +437,12 @@ class IncidentConfig(BaseModel):
     # Whether any notification channel (webhook, Slack, email) is configured: the one decision that
     # schedules `notify` activities at all. True when absent, as incidents started before it behaved.
     notifications: bool = True
-
-
-class IncidentInput(BaseModel):
     # Whether the workers have a model (REMEDIATOR_LLM_MODEL): without one no `llm.policy` activity
     # asks them, and the heuristic diagnosis stands. True when absent, as incidents started before it.
     llm: bool = True
+
+
+class IncidentInput(BaseModel):
     alert: Alert
     config: IncidentConfig = IncidentConfig()
     # Pinned by whoever starts the incident (the API, from REMEDIATOR_PLAYBOOK_DIR and

@@ -127,13 +127,19 @@ def run_cli(
     measure: Measure,
     stack_options: Callable[[argparse.Namespace], dict[str, Any]] = lambda _: {},
 ) -> None:
-    """A benchmark's command line: parse (adding --json), measure on a fresh stack, print."""
+    """A benchmark's command line: parse (adding --env and --json), measure on a fresh stack, print."""
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the stack under test"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
 
     async def run() -> Report:
-        with BenchStack.running(**stack_options(args)) as stack:
-            return await measure(stack, args)
+        with BenchStack.running(env=env, **stack_options(args)) as stack:
+            report = await measure(stack, args)
+        report.params.update(env)
+        return report
 
     emit(asyncio.run(run()), args.json)
 

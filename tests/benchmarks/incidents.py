@@ -153,19 +153,7 @@ def main() -> None:
     parser.add_argument(
         "--n", type=int, default=30, help="incidents in flight at once (the issue's target: 100)"
     )
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the stack under test"
-    )
-
-    def settings(args: argparse.Namespace) -> dict[str, str]:
-        return dict(item.split("=", 1) for item in args.env)
-
-    async def measured(stack: BenchStack, args: argparse.Namespace) -> Report:
-        report = await measure(stack, args.n)
-        report.params.update(settings(args))
-        return report
-
-    run_cli(parser, measured, lambda args: {"env": settings(args)})
+    run_cli(parser, lambda stack, args: measure(stack, args.n))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark (a): alerts in through the webhook vs the raw SDK's signal-with-start, same server, same run.
 
-    .venv/bin/python -m tests.benchmarks.ingest [--singles 200] [--groups 10] [--concurrency 8] [--json]
+    .venv/bin/python -m tests.benchmarks.ingest [--singles 200] [--groups 10] [--concurrency 8] [--env NAME=VALUE ...] [--json]
 
 A `remediator api` process of its own talks to the stack's Temporal server with a task queue no
 worker polls, so only ingest is measured (no incident runs and competes for the CPU). Ours: POST

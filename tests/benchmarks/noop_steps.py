@@ -1,6 +1,6 @@
 """Benchmark (c): an incident whose playbook is K no-op steps vs a raw workflow of K no-op activities.
 
-    .venv/bin/python -m tests.benchmarks.noop_steps [--steps 20] [--runs 5] [--json]
+    .venv/bin/python -m tests.benchmarks.noop_steps [--steps 20] [--runs 5] [--env NAME=VALUE ...] [--json]
 
 Ours: an alert whose playbook (written by the harness) is K `check` steps, each one probe refused at
 once by a closed local port, then `stop: resolved`; the whole incident runs (evidence, diagnosis,

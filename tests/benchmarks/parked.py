@@ -1,6 +1,6 @@
 """Benchmark (d): many incidents parked at AwaitingApproval: worker RSS and `GET /incidents` latency.
 
-    .venv/bin/python -m tests.benchmarks.parked [--n 1000] [--lists 50] [--json]
+    .venv/bin/python -m tests.benchmarks.parked [--n 1000] [--lists 50] [--env NAME=VALUE ...] [--json]
 
 N alerts whose playbook asks for approval first thing (no Ansible preview, so parking 1,000 stays
 quick) are posted in Alertmanager groups of 20 until all wait. Then the worker's RSS (`remediator
