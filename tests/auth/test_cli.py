@@ -68,8 +68,12 @@ async def cli(api_url: str, *args: str, key: str | None) -> Result:
 
 
 async def test_the_cli_sends_the_key_and_says_what_to_do_when_refused(
-    api_url: str, api_keys: ApiKeys
+    api_url: str, api_keys: ApiKeys, tmp_path: Path
 ) -> None:
+    alert = tmp_path / "alert.json"
+    alert.write_text(
+        json.dumps({"alertname": "DiskFull", "labels": {"service": "web", "environment": "dev"}})
+    )
     missing = await cli(api_url, "incidents", key=None)
     assert missing.exit_code == 1
     assert missing.stderr == (
@@ -78,12 +82,12 @@ async def test_the_cli_sends_the_key_and_says_what_to_do_when_refused(
     )
     wrong = await cli(api_url, "incidents", key="rmd_000000000000_wrong")
     assert wrong.exit_code == 1 and wrong.stderr.startswith("error: the API refused REMEDIATOR_API_KEY: ")
-    forbidden = await cli(api_url, "alert", "send", "--sample", "diskfull", key=api_keys.keys["viewer"])
+    forbidden = await cli(api_url, "alert", "send", str(alert), key=api_keys.keys["viewer"])
     assert forbidden.exit_code == 1
     assert forbidden.stderr == (
         "error: viewer 'viewer' lacks permission alerts:send; use a key whose role grants alerts:send "
         "in REMEDIATOR_API_KEY (HTTP 403)\n"
     )
     # With the right key the request gets past access control (Temporal is unreachable here).
-    allowed = await cli(api_url, "alert", "send", "--sample", "diskfull", key=api_keys.keys["sender"])
+    allowed = await cli(api_url, "alert", "send", str(alert), key=api_keys.keys["sender"])
     assert allowed.exit_code == 1 and "(HTTP 503)" in allowed.stderr
