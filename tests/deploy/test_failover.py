@@ -1,7 +1,7 @@
 """Two real `remediator worker` processes on one task queue share incidents, and an incident whose
 worker is SIGKILLed finishes on the other: what replicas of deploy/kubernetes/worker.yaml promise.
 
-Alerts go in through the API's own `ingest` (pinned playbooks, signal-with-start); approvals are the
+Alerts go in through the API's own `Intake.ingest` (pinned playbooks, signal-with-start); approvals are the
 public `approve` signal. Each alert runs the shipped ServiceDown playbook against an endpoint of its own
 that is down until the playbook's Ansible restart (run by whichever worker) brings it up.
 """
@@ -23,7 +23,8 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from api.auth.principal import Principal, Role
-from api.ingest import Pinning, ingest
+from api.ingest import Intake, Pinning
+from api.schemas import Parsed
 from tests.api.support import LIVE_RESTART, LIVE_SERVICE, LiveService, serve_directory, wait_for
 from tests.chaos.harness import WorkerProcess
 from tests.conftest import binary
@@ -121,8 +122,9 @@ async def fire(client: Client, pair: Pair) -> WorkflowHandle[object, object]:
         labels={"alertname": "ServiceDown", "service": LIVE_SERVICE, "severity": "critical"},
         annotations={"probe_url": pair.service.probe_url(f"failover-{token}")},
     )
-    [outcome] = await ingest(client, pair.settings, Pinning.load(pair.settings), [alert], sender=SENDER)
-    assert outcome.outcome == "started"
+    intake = Intake(client, pair.settings, Pinning.load(pair.settings))
+    [outcome] = await intake.ingest([Parsed(0, ("body", "alert"), alert=alert)], SENDER)
+    assert outcome.outcome == "started" and outcome.incident_id
     return client.get_workflow_handle(outcome.incident_id)
 
 
