@@ -119,7 +119,7 @@ async def get_incident(
         raise
 
 
-async def _decide(
+async def send_decision(
     client: Client, settings: Settings, incident_id: str, request: DecisionRequest
 ) -> IncidentState:
     handle = client.get_workflow_handle(workflow_id(incident_id))
@@ -150,7 +150,9 @@ class DecisionBody(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-def _request(principal: Principal, body: DecisionBody, approve: bool, via: Via = "api") -> DecisionRequest:
+def decision_request(
+    principal: Principal, body: DecisionBody, approve: bool, via: Via = "api"
+) -> DecisionRequest:
     # Identity comes from the credential: a body naming someone else is refused, never recorded.
     if body.approver is not None and body.approver != principal.name:
         raise HTTPException(
@@ -177,7 +179,7 @@ async def approve(
     settings: SettingsDep,
 ) -> IncidentState:
     """Approve the plan as the authenticated caller (the `decide` update); answers with the state after it."""
-    return await _decide(client, settings, incident_id, _request(principal, body, approve=True))
+    return await send_decision(client, settings, incident_id, decision_request(principal, body, approve=True))
 
 
 @router.post("/{incident_id}/reject", responses=DECISION_RESPONSES)
@@ -189,4 +191,6 @@ async def reject(
     settings: SettingsDep,
 ) -> IncidentState:
     """Reject the plan as the authenticated caller (the `decide` update); answers with the state after it."""
-    return await _decide(client, settings, incident_id, _request(principal, body, approve=False))
+    return await send_decision(
+        client, settings, incident_id, decision_request(principal, body, approve=False)
+    )

@@ -35,7 +35,7 @@ from api.auth.credentials import Authenticator, Forbidden
 from api.auth.middleware import SLACK_SIGNED
 from api.auth.principal import Permission
 from api.deps import ClientDep, SettingsDep
-from api.routes_incidents import ID_PREFIX, DecisionBody, _decide, _request
+from api.routes_incidents import ID_PREFIX, DecisionBody, decision_request, send_decision
 from api.schemas import FINGERPRINT_PATTERN, ErrorBody
 from worker.settings import Settings
 
@@ -124,12 +124,12 @@ async def interactions(request: Request, settings: SettingsDep, client: ClientDe
         return await reply.say(f"{Forbidden(principal, Permission.DECIDE.value)}; nothing was decided.")
     approve = action.get("action_id") == APPROVE_ACTION
     who = user.get("username") or user.get("name") or user_id
-    decision = _request(
+    decision = decision_request(
         principal, DecisionBody(reason=f"clicked in Slack by {who} ({user_id})"), approve, via="slack"
     )
     verb = "approval" if approve else "rejection"
     try:
-        state = await _decide(client, settings, incident_id, decision)
+        state = await send_decision(client, settings, incident_id, decision)
     except HTTPException as err:
         return await reply.say(f"Your {verb} of {incident_id} was not counted: {err.detail}")
     except (RPCError, RPCTimeoutOrCancelledError, RuntimeError) as err:

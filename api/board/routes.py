@@ -5,7 +5,7 @@ a person pastes an API key or an OIDC token once, and the browser gets a session
 The middleware leaves /board to this module; every page but the login form needs a live session
 whose credential still authenticates and whose roles grant `incidents:read`. Every POST carries the
 session's CSRF token (and, when the browser sends one, an Origin of this host), on top of the
-SameSite=Strict cookie. Decisions go through the API's own decision path (`_decide`): the approver is
+SameSite=Strict cookie. Decisions go through the API's own decision path (`send_decision`): the approver is
 the session's principal, and the workflow's validator applies the two-person rule, the opener
 refusal and the approver's limits, exactly as for `POST /incidents/{id}/approve`.
 
@@ -32,10 +32,10 @@ from api.deps import ClientDep, SettingsDep
 from api.routes_incidents import (
     DecisionBody,
     IncidentId,
-    _decide,
-    _request,
+    decision_request,
     get_incident,
     list_incidents,
+    send_decision,
     workflow_id,
 )
 from workflows.models import TERMINAL_PHASES, IncidentState, Phase
@@ -229,8 +229,8 @@ async def decide(
         if not principal.can(Permission.DECIDE):
             raise HTTPException(403, str(Forbidden(principal, Permission.DECIDE.value)))
         approve = verb == "approve"
-        await _decide(
-            client, settings, incident_id, _request(principal, DecisionBody(reason=reason), approve)
+        await send_decision(
+            client, settings, incident_id, decision_request(principal, DecisionBody(reason=reason), approve)
         )
     except HTTPException as err:
         # Refused (opener, already decided, outside the approver's limits, not awaiting): say why.
