@@ -44,6 +44,7 @@ import shlex
 import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ import yaml
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from activities.ansible_batches import Batches, wait_heartbeating
 from worker.settings import Settings
 from workflows.actions import AnsibleAction
 from workflows.activity_names import ANSIBLE_APPLY, ANSIBLE_PREVIEW, ANSIBLE_ROLLBACK, ANSIBLE_SNAPSHOT
@@ -75,6 +77,8 @@ _STAT_KEYS = {
     "dark": "unreachable",
     "skipped": "skipped",
 }
+# A playbook that names our variables or reads other files is never previewed in a shared run.
+_SHARE_BLOCKERS = re.compile(r"remediator_|import_|include_|roles|vars_files")
 _RC_PARSER_ERROR = 4  # ansible-playbook's exit code for a playbook it cannot parse
 
 _GUARD_TASK = "remediator: refuse an alert host that is a group or not in the inventory"
@@ -112,7 +116,7 @@ _WRAPPER = """# Written by remediator (activities/ansible.py) for one run; the v
     - name: "@READ@"
       ansible.builtin.find:
         paths: "{{ remediator_markers }}"
-        patterns: ["{{ remediator_marker }}.done", "{{ remediator_marker }}.started"]
+        patterns: "{{ remediator_marker_patterns }}"
       register: remediator_found
     - name: "remediator: note whether this key already applied"
       ansible.builtin.set_fact:
@@ -286,6 +290,10 @@ class _Run:
 
     wrapper: str
     deadline: float | None
+    what: str  # "ansible check of x.yml", the start of every summary and error
+    check: bool
+    limit: str
+    shared: int = 1  # how many previews this run serves
     progress: str = "starting ansible-playbook"
     pid: int | None = None
     stop_reason: str = ""
@@ -294,8 +302,7 @@ class _Run:
     failures: list[str] = field(default_factory=list)
     guard_refused: bool = False
     task_failed: bool = False  # as opposed to hosts being unreachable
-    done: set[str] = field(default_factory=set)
-    started: set[str] = field(default_factory=set)
+    found: dict[str, set[str]] = field(default_factory=dict)  # marker file names on each host
     bookkeeping: dict[str, HostResult] = field(default_factory=dict)
     unpredictable: list[str] = field(default_factory=list)  # modules check mode skipped, per task run
     status: str = ""
@@ -328,11 +335,7 @@ class _Run:
             self.failures.append(f"{host} unreachable: {res.get('msg', 'unreachable')}")
         elif kind == "runner_on_ok" and ours:
             if task == _READ_TASK:
-                found = {Path(f.get("path", "")).suffix for f in res.get("files", [])}
-                if ".done" in found:
-                    self.done.add(host)
-                if ".started" in found:
-                    self.started.add(host)
+                self.found[host] = {Path(f.get("path", "")).name for f in res.get("files", [])}
             counts = self.bookkeeping.setdefault(host, HostResult())
             counts.ok += 1
             counts.changed += bool(res.get("changed"))
@@ -371,6 +374,10 @@ class _Run:
             self.stop_sent = time.monotonic()
         return time.monotonic() - self.stop_sent > STOP_GRACE
 
+    def marked(self, marker: str, suffix: str) -> set[str]:
+        """The hosts holding `<marker><suffix>`: `.done` (applied) or `.started` (attempted)."""
+        return {host for host, names in self.found.items() if marker + suffix in names}
+
     def hosts(self) -> dict[str, HostResult]:
         """Per-host counts of the action's own tasks: our marker tasks' ok/changed/skipped removed."""
         hosts = _host_results(self.stats)
@@ -380,6 +387,11 @@ class _Run:
                 counts.changed = max(counts.changed - ours.changed, 0)
                 counts.skipped = max(counts.skipped - ours.skipped, 0)
         return hosts
+
+
+def _marker(key: str) -> str:
+    """The marker file stem of an idempotency key: a hash, so no key text reaches a path."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def _action(request: ActionRequest) -> AnsibleAction:
@@ -405,6 +417,7 @@ class AnsibleExecutor:
         self._inventory = settings.ansible_inventory
         self._marker_dir = settings.ansible_marker_dir
         self._ansible_playbook = str(Path(sys.executable).parent / "ansible-playbook")
+        self._previews: Batches[_Run] = Batches()
 
     def _playbook(self, name: str) -> Path:
         path = (self._playbook_dir / name).resolve()
@@ -426,19 +439,26 @@ class AnsibleExecutor:
         return target_host(limit) if limit else ""
 
     def _run(self, request: ActionRequest, playbook: str, check: bool, marker_key: str) -> ActionOutcome:
+        return self._outcome(request, self._execute(request, playbook, check, [marker_key]), marker_key)
+
+    def _execute(self, request: ActionRequest, playbook: str, check: bool, marker_keys: list[str]) -> _Run:
+        """One ansible-playbook run. The first key's marker decides whether the playbook is skipped
+        as already applied; the markers of the other previews sharing the run are only read."""
         action = _action(request)
         check_extravars(action.extravars)
         path = self._playbook(playbook)
         limit = self._limit(action.limit)
-        mode = "check" if check else "run"
         with tempfile.TemporaryDirectory(prefix="remediator-ansible-") as private_dir:
             wrapper = Path(private_dir, "remediator.yml")
             wrapper.write_text(_WRAPPER)
             Path(private_dir, "env").mkdir()
             ours = {
                 "remediator_idempotency_key": request.idempotency_key,
-                "remediator_marker_key": marker_key,
-                "remediator_marker": hashlib.sha256(marker_key.encode()).hexdigest()[:32],
+                "remediator_marker_key": marker_keys[0],
+                "remediator_marker": _marker(marker_keys[0]),
+                "remediator_marker_patterns": [
+                    _marker(k) + s for k in marker_keys for s in (".done", ".started")
+                ],
                 "remediator_playbook": str(path),
                 "remediator_limit": limit,
                 "remediator_all_hosts": action.all_hosts,
@@ -449,7 +469,14 @@ class AnsibleExecutor:
             )
             # A file, because ansible-runner drops a `settings=` dict when env/settings does not exist.
             Path(private_dir, "env", "settings").write_text(json.dumps({"pexpect_timeout": _POLL_SECONDS}))
-            run = _Run(wrapper=str(wrapper), deadline=_deadline())
+            run = _Run(
+                wrapper=str(wrapper),
+                deadline=_deadline(),
+                what=f"ansible {'check' if check else 'run'} of {playbook}",
+                check=check,
+                limit=limit,
+                shared=len(marker_keys),
+            )
             supervisor = [sys.executable, "-m", "activities.ansible_supervisor", str(os.getpid())]
             argv = [*supervisor, self._ansible_playbook, str(wrapper)]
             # The host pattern is copied from the operator's playbook, so Ansible may template it: an
@@ -474,15 +501,17 @@ class AnsibleExecutor:
                 suppress_env_files=True,
             )
             run.finish(runner)
-        return self._outcome(request, run, f"ansible {mode} of {playbook}", check, limit)
+        return run
 
-    def _outcome(
-        self, request: ActionRequest, run: _Run, what: str, check: bool, limit: str
-    ) -> ActionOutcome:
+    def _outcome(self, request: ActionRequest, run: _Run, marker_key: str) -> ActionOutcome:
+        what, check, limit, marker = run.what, run.check, run.limit, _marker(marker_key)
         hosts = run.hosts()
-        fresh = sorted(set(hosts) - run.done)
-        resumed = sorted(run.started - run.done)
-        details: dict[str, Any] = {"already_applied": sorted(run.done), "resumed": resumed}
+        done = run.marked(marker, ".done")
+        fresh = sorted(set(hosts) - done)
+        resumed = sorted(run.marked(marker, ".started") - done)
+        details: dict[str, Any] = {"already_applied": sorted(done), "resumed": resumed}
+        if run.shared > 1:
+            details["shared_check_run"] = run.shared
         if resumed and (previous := activity.info().heartbeat_details):
             details["previous_attempt_progress"] = str(previous[0])
         changed = sum(hosts[h].changed for h in fresh)
@@ -539,11 +568,11 @@ class AnsibleExecutor:
         key = request.idempotency_key
         if not fresh:
             outcome.summary = (
-                f"{what}: already applied ({key}) on {', '.join(sorted(run.done))}; nothing repeated"
+                f"{what}: already applied ({key}) on {', '.join(sorted(done))}; nothing repeated"
             )
             return outcome
-        if run.done:
-            outcome.summary += f"; already applied ({key}) on {', '.join(sorted(run.done))}, not repeated"
+        if done:
+            outcome.summary += f"; already applied ({key}) on {', '.join(sorted(done))}, not repeated"
         if resumed:
             progress = details.get("previous_attempt_progress")
             outcome.summary += f"; resumed after an interrupted attempt on {', '.join(resumed)}" + (
@@ -554,9 +583,55 @@ class AnsibleExecutor:
     def _marker_key(self, request: ActionRequest) -> str:
         return f"{request.idempotency_key}@{activity.info().workflow_run_id}"
 
+    def _shared(self, request: ActionRequest) -> tuple[str, ...] | None:
+        """What makes two previews the same run, or None when this one must run alone: a playbook
+        that reads our per-request variables (the idempotency key) or pulls in other files (which
+        might) would show the first preview's key in the others' diffs."""
+        action = _action(request)
+        if _SHARE_BLOCKERS.search(self._playbook(action.playbook).read_text(errors="replace")):
+            return None
+        return (
+            action.playbook,
+            json.dumps(action.extravars, sort_keys=True),
+            action.limit,
+            str(action.all_hosts),
+        )
+
+    def _wait(self, event: threading.Event) -> None:
+        def beat() -> None:
+            activity.heartbeat("waiting for a shared ansible check-mode run")
+            if activity.is_cancelled():
+                raise CancelledError("ansible check cancelled while waiting for a shared run")
+
+        if not wait_heartbeating(event, _POLL_SECONDS, beat, _deadline()):
+            raise ApplicationError("ansible check timed out waiting for a shared run", type="AnsibleTimeout")
+
     @activity.defn(name=ANSIBLE_PREVIEW, no_thread_cancel_exception=True)
     def preview(self, request: ActionRequest) -> ActionOutcome:
-        return self._run(request, _action(request).playbook, check=True, marker_key=self._marker_key(request))
+        """Check mode. Identical previews in flight together share one run (activities.ansible_batches);
+        each still gets its own outcome from its own markers."""
+        playbook, marker_key = _action(request).playbook, self._marker_key(request)
+        if (key := self._shared(request)) is None:
+            return self._run(request, playbook, check=True, marker_key=marker_key)
+        batch, owner = self._previews.join(key, marker_key)
+        if owner:
+            run = None
+            try:
+                run = self._execute(request, playbook, True, self._previews.start(key, batch, self._wait))
+            finally:
+                self._previews.end(key, batch, run)
+            return self._outcome(request, run, marker_key)
+        self._wait(batch.ended)
+        run = batch.result
+        # The owner's `.done` decided whether the playbook ran; this preview may use the run only if
+        # its own marker would have decided the same (else, and after a failed run, it runs alone).
+        if (
+            run is None
+            or run.stop_reason
+            or run.marked(_marker(marker_key), ".done") != run.marked(_marker(batch.markers[0]), ".done")
+        ):
+            return self._run(request, playbook, check=True, marker_key=marker_key)
+        return self._outcome(request, run, marker_key)
 
     @activity.defn(name=ANSIBLE_SNAPSHOT)
     def snapshot(self, request: ActionRequest) -> dict[str, Any]:

@@ -12,7 +12,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -290,6 +292,54 @@ def test_a_failed_attempt_is_resumed_and_says_so(lab: Lab) -> None:
     )
     assert lab.target.read_text() == "hello web\n"  # the idempotent module did not add it twice
     assert lab.markers("localhost") == [".done", ".started"]
+
+
+# --- previews in flight together share one run ----------------------------------------------------
+
+
+def previews_while_one_runs(
+    lab: Lab, executor: AnsibleExecutor, playbook: str, runs: list[str], **extravars: Any
+) -> list[ActionOutcome]:
+    """A preview (workflow run `first`) starts; once its ansible-playbook is under way, previews of the
+    same action from the workflow runs `runs` arrive together. Their outcomes, in order."""
+    request = lab.request(playbook, **extravars)
+    first = activity_env(workflow_run_id="first")
+    running = threading.Event()
+    first.hook = running.set
+    with ThreadPoolExecutor(len(runs) + 1) as pool:
+        ahead = pool.submit(first.env.run, executor.preview, request)
+        assert running.wait(60), "the first preview never reported progress"
+
+        later = [
+            pool.submit(activity_env(workflow_run_id=run_id).env.run, executor.preview, request)
+            for run_id in runs
+        ]
+        assert ahead.result().details.get("shared_check_run") is None  # it ran alone, at once
+        return [f.result() for f in later]
+
+
+def test_identical_previews_arriving_during_a_run_share_the_next_one(lab: Lab) -> None:
+    outcomes = previews_while_one_runs(lab, lab.executor(), "line.yml", ["a", "b", "c"])
+    for outcome in outcomes:
+        assert outcome.ok and outcome.changed and "+hello web" in outcome.diff
+        assert outcome.details["shared_check_run"] == 3
+    assert not lab.target.exists() and lab.markers("localhost") == []
+
+
+def test_a_preview_whose_key_already_applied_never_takes_a_shared_result(lab: Lab) -> None:
+    executor = lab.executor()
+    activity_env(workflow_run_id="applied").env.run(executor.apply, lab.request("line.yml"))
+    lab.target.unlink()  # so that a real preview would change the file again
+    applied, new = previews_while_one_runs(lab, executor, "line.yml", ["applied", "new"])
+    assert "nothing repeated" in applied.summary and not applied.changed
+    assert new.changed and "+hello web" in new.diff
+
+
+def test_a_playbook_that_pulls_in_other_files_is_previewed_alone(lab: Lab) -> None:
+    # flaky.yml imports line.yml, which could read our per-request variables: no shared run.
+    outcomes = previews_while_one_runs(lab, lab.executor(), "flaky.yml", ["a", "b"], flag=str(lab.root / "f"))
+    for outcome in outcomes:
+        assert outcome.ok and "+hello web" in outcome.diff and "shared_check_run" not in outcome.details
 
 
 # --- per-host results and failure paths -----------------------------------------------------------
