@@ -30,7 +30,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # The service the live tests' alerts name; the test inventory "restarts" it for one incident (below).
 LIVE_SERVICE = "api-test-svc"
 # What the inventory's restart command for LIVE_SERVICE runs: it marks the incident's service as up.
-LIVE_RESTART = "touch {root}/{{{{ incident_id }}}}"
+# The incident comes from the action's idempotency key (`incident-<fingerprint>/<step>`), which the
+# executor passes to every run; alert text never reaches the command.
+LIVE_RESTART = "touch {root}/{{{{ remediator_idempotency_key | dirname }}}}"
 
 
 @dataclass(frozen=True)
