@@ -22,7 +22,7 @@ executors' contract it never changes anything. Activity names come from workflow
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,12 +55,24 @@ from workflows.models import ActionOutcome, ActionRequest, Alert, Evidence, Metr
 
 
 class _Read(BaseModel):
-    """A check that is one read activity: the model's fields (but `type`) are the activity's input."""
+    """A check that is one read activity: the model's fields (but `type`) are the activity's input.
+
+    A kind that reads through one fixed activity names it and its output where it is declared,
+    `class PodsCheck(_Read, PodsQuery, activity=KUBE_PODS, output=PodList)`; its input is the query
+    model it extends.
+    """
 
     model_config = ConfigDict(extra="forbid")
     ACTIVITY: ClassVar[str]
     INPUT: ClassVar[type[BaseModel]]
     OUTPUT: ClassVar[type[BaseModel]]
+
+    def __init_subclass__(
+        cls, activity: str = "", output: type[BaseModel] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if output is not None:
+            cls.ACTIVITY, cls.INPUT, cls.OUTPUT = activity, cls.__bases__[1], output
 
     @property
     def activity(self) -> str:
@@ -70,42 +82,35 @@ class _Read(BaseModel):
         return self.INPUT.model_validate(self.model_dump(exclude={"type"}))
 
 
-class ProbeCheck(_Read, ProbeRequest):
+class ProbeCheck(_Read, ProbeRequest, activity=PROBE_HTTP, output=ProbeResult):
     """One HTTP GET; `ok` means a 2xx answer."""
 
-    ACTIVITY, INPUT, OUTPUT = PROBE_HTTP, ProbeRequest, ProbeResult
     type: Literal["probe"] = "probe"
 
 
-class PrometheusCheck(_Read, PromQuery):
+class PrometheusCheck(_Read, PromQuery, activity=METRICS_QUERY, output=MetricSample):
     """A PromQL query: instant, or a range over the last `range_minutes`. Series values are summed."""
 
-    ACTIVITY, INPUT, OUTPUT = METRICS_QUERY, PromQuery, MetricSample
     type: Literal["prometheus"] = "prometheus"
 
 
-class PodsCheck(_Read, PodsQuery):
-    ACTIVITY, INPUT, OUTPUT = KUBE_PODS, PodsQuery, PodList
+class PodsCheck(_Read, PodsQuery, activity=KUBE_PODS, output=PodList):
     type: Literal["kubernetes.pods"] = "kubernetes.pods"
 
 
-class DeploymentsCheck(_Read, DeploymentsQuery):
-    ACTIVITY, INPUT, OUTPUT = KUBE_DEPLOYMENTS, DeploymentsQuery, DeploymentList
+class DeploymentsCheck(_Read, DeploymentsQuery, activity=KUBE_DEPLOYMENTS, output=DeploymentList):
     type: Literal["kubernetes.deployments"] = "kubernetes.deployments"
 
 
-class EventsCheck(_Read, EventsQuery):
-    ACTIVITY, INPUT, OUTPUT = KUBE_EVENTS, EventsQuery, EventList
+class EventsCheck(_Read, EventsQuery, activity=KUBE_EVENTS, output=EventList):
     type: Literal["kubernetes.events"] = "kubernetes.events"
 
 
-class LogsCheck(_Read, LogsQuery):
-    ACTIVITY, INPUT, OUTPUT = KUBE_LOGS, LogsQuery, PodLogs
+class LogsCheck(_Read, LogsQuery, activity=KUBE_LOGS, output=PodLogs):
     type: Literal["kubernetes.logs"] = "kubernetes.logs"
 
 
-class RolloutHistoryCheck(_Read, RolloutHistoryQuery):
-    ACTIVITY, INPUT, OUTPUT = KUBE_ROLLOUT_HISTORY, RolloutHistoryQuery, RolloutHistory
+class RolloutHistoryCheck(_Read, RolloutHistoryQuery, activity=KUBE_ROLLOUT_HISTORY, output=RolloutHistory):
     type: Literal["kubernetes.rollout_history"] = "kubernetes.rollout_history"
 
 
