@@ -7,7 +7,7 @@ run's history passes `IncidentConfig.continue_after_events` / `continue_after_by
 suggests it, the incident continues as new, carrying a `Continuation`: its state (timeline, approvals,
 re-fire count, plan, diagnosis), the pinned playbook and policy (its `IncidentInput`), and a journal.
 
-The journal holds every call the incident made through its host (checks, previews, applies,
+The journal holds every call the incident made through its runtime (checks, previews, applies,
 rollbacks, blast-radius counts, approvals) with the answer. The new run runs the same engine (the
 playbook interpreter, or the catalogue plan) from the top, but each journaled call is answered from
 the journal instead of being made again, and the timeline, phases and notifications stay quiet, until
@@ -29,8 +29,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.actions import ActionSpec
+from workflows.activity_options import CallOptions
+from workflows.approvals import Trust
 from workflows.checks import CHECK_OUTPUTS, CheckSpec
-from workflows.host import Host, Trust
 from workflows.models import (
     ActionOutcome,
     Continuation,
@@ -40,8 +41,9 @@ from workflows.models import (
     JournalEntry,
     Phase,
 )
-from workflows.playbook_host import ApprovalRequest, ApprovalResult, CallOptions
+from workflows.playbook_host import ApprovalRequest, ApprovalResult
 from workflows.policy import Policy, Usage
+from workflows.runtime import IncidentRuntime
 
 T = TypeVar("T", bound=BaseModel)
 Kind = Literal["check", "preview", "apply", "rollback", "usage", "approval"]
@@ -57,8 +59,8 @@ class Diverged(Exception):
     """The continued run asked for another call than the journal holds at this point."""
 
 
-class ResumableHost(Host):
-    """A `Host` that journals its calls, and answers them from a carried journal after continue-as-new."""
+class ResumableRuntime(IncidentRuntime):
+    """An `IncidentRuntime` that journals its calls, and answers them from a carried journal after continue-as-new."""
 
     def __init__(
         self,

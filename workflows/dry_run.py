@@ -14,11 +14,12 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows.actions import ActionSpec
     from workflows.activity_names import DRYRUN_CHECK, DRYRUN_PREVIEW
+    from workflows.activity_options import CallOptions
     from workflows.checks import CHECK_OUTPUTS, CheckSpec
     from workflows.interpreter import PlaybookInterpreter
     from workflows.models import ActionOutcome, ActionRequest, Alert, Diagnosis, Phase
     from workflows.playbook import PinnedPlaybook
-    from workflows.playbook_host import ApprovalRequest, ApprovalResult, CallOptions, PlaybookResult
+    from workflows.playbook_host import ApprovalRequest, ApprovalResult, PlaybookResult
     from workflows.policy import Policy, Usage
 
 

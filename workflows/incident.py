@@ -1,7 +1,7 @@
 """IncidentWorkflow: one durable workflow per alert fingerprint.
 
 Received -> Gathering -> Diagnosing -> then the playbook pinned at start (workflows/interpreter.py,
-run on `Host`), or, when no playbook fits the alert, a catalogue plan proposed for approval:
+run on `IncidentRuntime`), or, when no playbook fits the alert, a catalogue plan proposed for approval:
 AwaitingApproval -> Executing -> Verifying -> Resolved, with the side exits RolledBack, Escalated,
 Rejected, Cancelled and Failed. Deterministic code only: every side effect is an activity called by
 name; changes in what the workflow does are guarded by `workflow.patched` (see tests/replay).
@@ -23,11 +23,17 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.actions import RISK_ORDER, acted_on
     from workflows.activity_names import DIAGNOSE, GATHER_EVIDENCE, MEMORY_RECORD_INCIDENT, VERIFY
+    from workflows.activity_options import (
+        ACTION_HEARTBEAT,
+        ACTION_TIMEOUT,
+        APPLY_RETRY,
+        READ_RETRY,
+        CallOptions,
+    )
+    from workflows.approvals import ApprovalHandlers, Trust
     from workflows.catalogue import plan_for, refusal
-    from workflows.continuation import CONTINUE_AS_NEW_PATCH, ContinueAsNewDue, Diverged, ResumableHost
+    from workflows.continuation import CONTINUE_AS_NEW_PATCH, ContinueAsNewDue, Diverged, ResumableRuntime
     from workflows.failures import REFUSED_TARGETS_PATCH, error_text, refused_target
-    from workflows.host import DRY_RUN_ENDING, Trust, final_phase
-    from workflows.host_handlers import HostHandlers
     from workflows.incident_memory import IncidentMemory
     from workflows.interpreter import CLEAN_PREVIEW_PATCH, TRUSTED_CONTEXT_PATCH
     from workflows.investigation import investigate
@@ -45,14 +51,8 @@ with workflow.unsafe.imports_passed_through():
         VerifyRequest,
     )
     from workflows.playbook import ParamError, resolve_params
-    from workflows.playbook_host import (
-        ACTION_HEARTBEAT,
-        ACTION_TIMEOUT,
-        APPLY_RETRY,
-        READ_RETRY,
-        ApprovalRequest,
-        CallOptions,
-    )
+    from workflows.playbook_host import ApprovalRequest
+    from workflows.playbook_run import DRY_RUN_ENDING, final_phase, run_playbook
     from workflows.policy import ActionContext, Verdict
     from workflows.policy import evaluate as evaluate_policy
     from workflows.ui_details import line
@@ -74,8 +74,8 @@ Outcome = Literal["approved", "rejected", "resolved", "timeout", "nobody"]
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(HostHandlers):
-    _host: ResumableHost
+class IncidentWorkflow(ApprovalHandlers):
+    _runtime: ResumableRuntime
 
     @workflow.init
     def __init__(self, inp: IncidentInput) -> None:
@@ -88,39 +88,39 @@ class IncidentWorkflow(HostHandlers):
         )
         if inp.continued is not None:  # continued as new while waiting: the incident so far
             self._state = inp.continued.state
-        self._host = ResumableHost(self._state, inp.config, inp.policy, inp.continued)
+        self._runtime = ResumableRuntime(self._state, inp.config, inp.policy, inp.continued)
         # Set when guardrails distrust the diagnosis: auto-approval is then off for this incident.
         self._requires_human = inp.continued.requires_human if inp.continued else ""
         self._refused = ""  # the executor's reason when it refused a catalogue action's target
 
     # --- handlers -------------------------------------------------------------------------------
 
-    # `state`, `approve`, `reject` and `decide` come from HostHandlers, answered by the host.
+    # `state`, `approve`, `reject` and `decide` come from ApprovalHandlers, answered by the runtime.
 
     @workflow.signal
     def alert(self, alert: Alert) -> None:
         """Every notification for this fingerprint: the first firing one, re-fires and resolves."""
-        with self._host.heard():  # recorded even while a continued run replays its engine
+        with self._runtime.heard():  # recorded even while a continued run replays its engine
             self._heard(alert)
 
     def _heard(self, alert: Alert) -> None:
         if (differs := _label_diff(self._input.alert, alert)) and workflow.patched(TRUSTED_CONTEXT_PATCH):
             # A fingerprint is only a name for the labels: a notification naming this incident with
             # other labels is another alert borrowing it, and must not resolve or re-fire this one.
-            self._host.record(
+            self._runtime.record(
                 f"refused {alert.status} notification",
                 f"its labels differ from this incident's ({differs}); not applied",
             )
             return
         self._state.alert_updates += alert.repeats
         if alert.status == "resolved":
-            if not self._host.resolved:
-                self._host.resolved = True
+            if not self._runtime.resolved:
+                self._runtime.resolved = True
                 self._state.resolved_at = workflow.now()
-                self._host.record("alert resolved", f"source reported resolution (endsAt {alert.ends_at})")
+                self._runtime.record("alert resolved", f"source reported resolution (endsAt {alert.ends_at})")
         elif self._state.alert_updates > 1:
             coalesced = f" ({alert.repeats} identical, coalesced)" if alert.repeats > 1 else ""
-            self._host.record(
+            self._runtime.record(
                 "alert re-fired", f"notification #{self._state.alert_updates} for this fingerprint{coalesced}"
             )
 
@@ -136,30 +136,30 @@ class IncidentWorkflow(HostHandlers):
                 sa.ALERT_NAME.value_set(alert.name),
                 sa.SERVICE.value_set(alert.service),
                 sa.SEVERITY.value_set(alert.severity),
-                sa.ENVIRONMENT.value_set(self._host.environment),
+                sa.ENVIRONMENT.value_set(self._runtime.environment),
             ]
         )
         if inp.continued is not None:
             workflow.upsert_search_attributes([sa.INCIDENT_PHASE.value_set(self._state.phase.value)])
-        self._host.may_continue = workflow.patched(CONTINUE_AS_NEW_PATCH)
+        self._runtime.may_continue = workflow.patched(CONTINUE_AS_NEW_PATCH)
         continuing = False
         try:
             await self._run(alert)
         except ContinueAsNewDue:
             continuing = True  # the blast-radius lease goes with the incident into its next run
         except Diverged as err:
-            await self._host.enter(Phase.ESCALATED, "continued incident took another path", str(err))
+            await self._runtime.enter(Phase.ESCALATED, "continued incident took another path", str(err))
         except asyncio.CancelledError:
-            await self._host.enter(
+            await self._runtime.enter(
                 Phase.CANCELLED, "workflow cancelled", "cancellation requested through Temporal"
             )
             raise
         finally:
             if not continuing:
-                await self._host.close()
+                await self._runtime.close()
         if continuing:
             await workflow.wait_condition(workflow.all_handlers_finished)
-            carried = self._host.continuation(self._requires_human)
+            carried = self._runtime.continuation(self._requires_human)
             workflow.continue_as_new(inp.model_copy(update={"continued": carried}))
         if workflow.patched("record-incident-memory"):
             await self._remember()
@@ -168,10 +168,10 @@ class IncidentWorkflow(HostHandlers):
     def _trust(self, inp: IncidentInput) -> None:
         """Policy follows the sender's credential (IncidentInput), never the alert's own labels."""
         environment = inp.environment or inp.policy.default_environment
-        self._host.trust = Trust(environment, inp.opened_by, tuple(inp.sender_services))
+        self._runtime.trust = Trust(environment, inp.opened_by, tuple(inp.sender_services))
         self._state.environment, self._state.opened_by = environment, inp.opened_by
         if (label := inp.alert.environment) and label != environment:
-            self._host.record(
+            self._runtime.record(
                 "environment", f"{environment} from the sender's credential; label says {label}"
             )
 
@@ -190,21 +190,21 @@ class IncidentWorkflow(HostHandlers):
                 summary=f"remember this {self._state.phase.value} incident",
             )
         except ActivityError as err:
-            self._host.record("incident not stored in memory", error_text(err))
+            self._runtime.record("incident not stored in memory", error_text(err))
 
     async def _run(self, alert: Alert) -> None:
-        host = self._host
+        runtime = self._runtime
         # The trace id is part of the input, so replays see the same one; runs without it record none.
         trace = f"; trace {self._state.trace_id}" if self._state.trace_id else ""
-        await host.enter(Phase.RECEIVED, "alert received", f"{alert.name} from {alert.source}{trace}")
-        if host.resolved:
-            await host.enter(Phase.CANCELLED, "nothing to do", "the alert was already resolved")
+        await runtime.enter(Phase.RECEIVED, "alert received", f"{alert.name} from {alert.source}{trace}")
+        if runtime.resolved:
+            await runtime.enter(Phase.CANCELLED, "nothing to do", "the alert was already resolved")
             return
-        await host.enter(Phase.GATHERING, "gathering evidence")
+        await runtime.enter(Phase.GATHERING, "gathering evidence")
         evidence = await self._gather(alert)
-        await host.enter(Phase.DIAGNOSING, "diagnosing", evidence.summary())
+        await runtime.enter(Phase.DIAGNOSING, "diagnosing", evidence.summary())
         diagnosis = self._state.diagnosis = await self._diagnose(alert, evidence)
-        host.record(
+        runtime.record(
             "diagnosis", f"{diagnosis.category} ({diagnosis.confidence:.2f}): {diagnosis.explanation}"
         )
         if not workflow.patched(PLAYBOOKS_PATCH):
@@ -213,10 +213,10 @@ class IncidentWorkflow(HostHandlers):
         pinned = self._input.playbook
         unusable = self._unusable()
         if pinned is not None and not unusable:
-            result = await host.run_playbook(pinned, diagnosis, self._requires_human)
-            await host.enter(*final_phase(result))
+            result = await run_playbook(runtime, pinned, diagnosis, self._requires_human)
+            await runtime.enter(*final_phase(result))
             return
-        host.record(
+        runtime.record(
             "no playbook", unusable or f"no playbook matches {alert.name}; falling back to the catalogue"
         )
         await self._propose(alert, plan_for(alert, diagnosis, proposals=True), policy=True)
@@ -240,47 +240,49 @@ class IncidentWorkflow(HostHandlers):
         With `policy`, the incident's policy is asked about every action first; a refusal, a dry run
         or a wait (window, limit) hands the plan to a human instead: without a playbook nothing is held.
         """
-        host = self._host
+        runtime = self._runtime
         if plan is None:
-            await host.enter(
+            await runtime.enter(
                 Phase.ESCALATED, "no remediation known", f"no playbook or catalogue entry for {alert.name}"
             )
             return
         self._state.plan = plan
-        host.record("plan", plan.summary)
+        runtime.record("plan", plan.summary)
         if (malformed := refusal(plan, alert)) and workflow.patched(REFUSED_TARGETS_PATCH):
             # The playbooks' rule for alert text, here too: nothing unvalidated reaches an executor.
-            await host.enter(Phase.ESCALATED, "catalogue plan refused", malformed)
+            await runtime.enter(Phase.ESCALATED, "catalogue plan refused", malformed)
             return
         verdicts = await self._verdicts(plan) if policy else []
         if refused := [v for v in verdicts if not v.allowed]:
-            await host.enter(Phase.ESCALATED, "policy refused the plan", refused[0].reason)
+            await runtime.enter(Phase.ESCALATED, "policy refused the plan", refused[0].reason)
             return
         for planned in plan.actions:
             planned.preview = await self._preview(planned)
             if self._refused:
-                await host.enter(Phase.ESCALATED, f"{planned.step} refused by the executor", self._refused)
+                await runtime.enter(Phase.ESCALATED, f"{planned.step} refused by the executor", self._refused)
                 return
         if any(v.dry_run for v in verdicts):
-            await host.enter(
+            await runtime.enter(
                 Phase.ESCALATED, DRY_RUN_ENDING, "plan, previews and verdicts recorded; a human must act"
             )
             return
         if waits := [v.wait_until for v in verdicts if v.wait_until]:
-            await host.enter(Phase.ESCALATED, "policy asks to wait", f"until {max(waits):%Y-%m-%d %H:%M}Z")
+            await runtime.enter(Phase.ESCALATED, "policy asks to wait", f"until {max(waits):%Y-%m-%d %H:%M}Z")
             return
-        if host.resolved:
-            await host.enter(Phase.CANCELLED, "alert resolved before any action ran")
+        if runtime.resolved:
+            await runtime.enter(Phase.CANCELLED, "alert resolved before any action ran")
             return
         outcome = await self._await_approval(plan, verdicts)
         if outcome == "rejected":
-            await host.enter(Phase.REJECTED, "remediation rejected", self._state.approvals[-1].reason)
+            await runtime.enter(Phase.REJECTED, "remediation rejected", self._state.approvals[-1].reason)
         elif outcome == "resolved":
-            await host.enter(Phase.CANCELLED, "alert resolved before any action ran")
+            await runtime.enter(Phase.CANCELLED, "alert resolved before any action ran")
         elif outcome == "timeout":
-            await host.enter(Phase.ESCALATED, "approval timed out", "nobody decided before the last deadline")
+            await runtime.enter(
+                Phase.ESCALATED, "approval timed out", "nobody decided before the last deadline"
+            )
         elif outcome == "nobody":
-            await host.enter(
+            await runtime.enter(
                 Phase.ESCALATED,
                 "nobody may approve the whole plan",
                 "no approver is eligible for every action",
@@ -289,7 +291,7 @@ class IncidentWorkflow(HostHandlers):
             await self._execute_and_verify(plan.actions, alert)
 
     async def _verdicts(self, plan: Plan) -> list[Verdict]:
-        alert, diagnosis, host = self._state.alert, self._state.diagnosis, self._host
+        alert, diagnosis, runtime = self._state.alert, self._state.diagnosis, self._runtime
         verdicts: list[Verdict] = []
         for planned in plan.actions:
             service = self._target(planned) if workflow.patched(TRUSTED_CONTEXT_PATCH) else alert.service
@@ -297,18 +299,18 @@ class IncidentWorkflow(HostHandlers):
                 action=planned.action.name,
                 risk=planned.action.risk,
                 service=service,
-                environment=host.environment,
+                environment=runtime.environment,
                 confidence=diagnosis.confidence if diagnosis else None,
                 now=workflow.now(),
-                usage=await host.usage(service),
+                usage=await runtime.usage(service),
             )
             verdicts.append(evaluate_policy(self._input.policy, context))
-            if not any(fnmatchcase(service, glob) for glob in host.trust.services):
+            if not any(fnmatchcase(service, glob) for glob in runtime.trust.services):
                 verdicts[-1] = Verdict(
                     allowed=False,
                     reasons=[f"{service!r} is outside the services the alert's sender may speak for"],
                 )
-            host.record(f"policy for {planned.step}", verdicts[-1].text())
+            runtime.record(f"policy for {planned.step}", verdicts[-1].text())
         return verdicts
 
     def _target(self, planned: PlannedAction) -> str:
@@ -326,16 +328,16 @@ class IncidentWorkflow(HostHandlers):
         return ""
 
     async def _await_approval(self, plan: Plan, verdicts: list[Verdict]) -> Outcome:
-        host, config = self._host, self._input.config
+        runtime, config = self._runtime, self._input.config
         needed = max([plan.required_approvers, *(v.approvers_required for v in verdicts)])
         policy_asks = any(v.needs_approval for v in verdicts)
         unclean = self._unverifiable(plan) if config.auto_approve else ""
         if config.auto_approve and not self._requires_human and not policy_asks and not unclean:
-            host.record("auto-approved", "auto_approve is set for this incident")
+            runtime.record("auto-approved", "auto_approve is set for this incident")
             return "approved"
         if config.auto_approve:
             why = self._requires_human or unclean or "the policy asks for a human"
-            host.record("auto-approval withheld", why)
+            runtime.record("auto-approval withheld", why)
             needed = max(needed, 1)
         # Everyone who approves must be allowed to approve every action of the plan.
         allowed = [set(v.eligible_approvers) for v in verdicts if v.eligible_approvers]
@@ -345,7 +347,7 @@ class IncidentWorkflow(HostHandlers):
         reasons = "; ".join(v.reason for v in verdicts if v.needs_approval)
         risks = [a.action.risk for a in plan.actions]
         targets = {self._target(a) for a in plan.actions}
-        result = await host.request_approval(
+        result = await runtime.request_approval(
             ApprovalRequest(
                 step="plan",
                 summary=self._plan_text(),
@@ -359,27 +361,27 @@ class IncidentWorkflow(HostHandlers):
         return "approved" if result.outcome == "approved" else result.outcome
 
     async def _execute_and_verify(self, actions: list[PlannedAction], alert: Alert) -> None:
-        host = self._host
-        await host.enter(Phase.EXECUTING, "executing plan")
+        runtime = self._runtime
+        await runtime.enter(Phase.EXECUTING, "executing plan")
         done: list[PlannedAction] = []
         for planned in actions:
             done.append(planned)
             try:
-                result = await host.run_action(planned.step, planned.action, APPLY_CALL)
+                result = await runtime.run_action(planned.step, planned.action, APPLY_CALL)
             except ActivityError:
                 result = planned.result or ActionOutcome(ok=False, summary="apply failed")
             if not result.ok:
-                host.record(f"step {planned.step} failed", result.summary)
+                runtime.record(f"step {planned.step} failed", result.summary)
                 await self._compensate(done)
-                await host.enter(Phase.FAILED, "remediation failed", result.summary)
+                await runtime.enter(Phase.FAILED, "remediation failed", result.summary)
                 return
-            host.record(f"step {planned.step} applied", result.summary)
-        await host.enter(Phase.VERIFYING, "verifying")
+            runtime.record(f"step {planned.step} applied", result.summary)
+        await runtime.enter(Phase.VERIFYING, "verifying")
         if await self._verify(alert):
-            await host.enter(Phase.RESOLVED, "verified healthy")
+            await runtime.enter(Phase.RESOLVED, "verified healthy")
             return
         await self._compensate(done)
-        await host.enter(Phase.ROLLED_BACK, "verification failed; compensations ran")
+        await runtime.enter(Phase.ROLLED_BACK, "verification failed; compensations ran")
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -400,7 +402,7 @@ class IncidentWorkflow(HostHandlers):
             )
         except ActivityError as err:
             # Diagnosis still runs on what little we know; a stalled incident helps nobody.
-            self._host.record("evidence gathering failed", error_text(err))
+            self._runtime.record("evidence gathering failed", error_text(err))
             return Evidence(notes=[f"evidence gathering failed: {error_text(err)}"])
 
     async def _diagnose(self, alert: Alert, evidence: Evidence) -> Diagnosis:
@@ -420,25 +422,25 @@ class IncidentWorkflow(HostHandlers):
                 summary=line(f"diagnose {alert.name}"),
             )
         except ActivityError as err:
-            self._host.record("diagnosis failed", error_text(err))
+            self._runtime.record("diagnosis failed", error_text(err))
             heuristic = Diagnosis(category="unknown", confidence=0.0, explanation=error_text(err))
         if not workflow.patched("llm-investigation"):
             return heuristic
         if not self._input.config.llm and workflow.patched(LLM_CONFIGURED_PATCH):
             return heuristic  # no model configured: asking the worker for its policy is a wasted activity
-        result = await investigate(alert, evidence, heuristic, self._host.record)
+        result = await investigate(alert, evidence, heuristic, self._runtime.record)
         if result.requires_human:
             self._requires_human = result.requires_human_reason or "the investigation asks for a human"
         return result.diagnosis
 
     async def _preview(self, planned: PlannedAction) -> ActionOutcome:
         try:
-            preview = await self._host.preview_action(planned.step, planned.action, PREVIEW_CALL)
+            preview = await self._runtime.preview_action(planned.step, planned.action, PREVIEW_CALL)
         except ActivityError as err:
             if (refused := refused_target(err)) and workflow.patched(REFUSED_TARGETS_PATCH):
                 self._refused = refused
             preview = ActionOutcome(ok=False, summary=f"preview failed: {error_text(err)}")
-        self._host.record(f"preview of {planned.step}", preview.summary)
+        self._runtime.record(f"preview of {planned.step}", preview.summary)
         return preview
 
     async def _verify(self, alert: Alert) -> bool:
@@ -455,18 +457,18 @@ class IncidentWorkflow(HostHandlers):
                 summary=line(f"verify {alert.service or alert.name} is healthy"),
             )
         except ActivityError as err:
-            self._host.record("verification failed", error_text(err))
+            self._runtime.record("verification failed", error_text(err))
             return False
-        self._host.record("verification passed", result)
+        self._runtime.record("verification passed", result)
         return True
 
     async def _compensate(self, done: list[PlannedAction]) -> None:
         for planned in reversed(done):
-            # The host keeps a failed rollback on the plan; every compensation is still attempted.
+            # The runtime keeps a failed rollback on the plan; every compensation is still attempted.
             with contextlib.suppress(ActivityError):
-                await self._host.rollback_action(planned.step, planned.action, APPLY_CALL)
+                await self._runtime.rollback_action(planned.step, planned.action, APPLY_CALL)
             summary = planned.rollback.summary if planned.rollback else ""
-            self._host.record(f"rollback of {planned.step}", summary)
+            self._runtime.record(f"rollback of {planned.step}", summary)
 
     def _plan_text(self) -> str:
         plan = self._state.plan

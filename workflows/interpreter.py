@@ -20,6 +20,15 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from workflows.actions import ActionSpec, Risk, acted_on
+from workflows.activity_options import (
+    ACTION_HEARTBEAT,
+    ACTION_TIMEOUT,
+    APPLY_RETRY,
+    CHECK_TIMEOUT,
+    READ_RETRY,
+    CallOptions,
+    call_options,
+)
 from workflows.conditions import ConditionError, evaluate
 from workflows.failures import REFUSED_TARGETS_PATCH, refused_target
 from workflows.models import ActionOutcome, Alert, Diagnosis, Phase
@@ -38,20 +47,13 @@ from workflows.playbook import (
     resolve_params,
 )
 from workflows.playbook_host import (
-    ACTION_HEARTBEAT,
-    ACTION_TIMEOUT,
-    APPLY_RETRY,
-    CHECK_TIMEOUT,
     MIN_WAIT,
-    READ_RETRY,
     SUMMARY_CHARS,
     ApprovalRequest,
-    CallOptions,
     Outcome,
     PlaybookHost,
     PlaybookResult,
     StepRecord,
-    call_options,
 )
 from workflows.policy import ActionContext, Policy, Verdict
 from workflows.policy import evaluate as evaluate_policy

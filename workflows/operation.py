@@ -5,7 +5,7 @@ log rotation, batch restarts. Received -> Executing -> the worst ending of its t
 Escalated, Rejected, RolledBack, Failed; Cancelled when cancelled).
 
 Each target runs in a child workflow, `OperationTargetWorkflow`, which interprets the playbook on the
-shared `Host` (workflows/host.py) exactly as an incident does: policy before every action, previews,
+shared `IncidentRuntime` (workflows/runtime.py) exactly as an incident does: policy before every action, previews,
 approvals with escalation, blast-radius limits, verification, compensations. Children rather than the
 interpreter per target inside this workflow, because then
 
@@ -33,15 +33,8 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
-    from workflows.host import Host, final_phase
-    from workflows.host_handlers import HostHandlers
-    from workflows.models import (
-        Decision,
-        IncidentState,
-        Phase,
-        PlaybookRef,
-        TimelineEntry,
-    )
+    from workflows.approvals import ApprovalHandlers
+    from workflows.models import Decision, IncidentState, Phase, PlaybookRef, TimelineEntry
     from workflows.operation_models import (
         FAILED,
         OPERATION_WORKFLOW,
@@ -52,6 +45,8 @@ with workflow.unsafe.imports_passed_through():
         TargetResult,
     )
     from workflows.playbook_host import PlaybookResult
+    from workflows.playbook_run import final_phase, run_playbook
+    from workflows.runtime import IncidentRuntime
 
 # The worst phase among the targets is the operation's; earlier in this list is worse.
 _SEVERITY = (Phase.FAILED, Phase.ROLLED_BACK, Phase.REJECTED, Phase.ESCALATED, Phase.CANCELLED)
@@ -59,8 +54,10 @@ TARGET_FAILED = "TargetFailed"
 
 
 @workflow.defn(name=TARGET_WORKFLOW)
-class OperationTargetWorkflow(HostHandlers):
-    """One target of an operation: the pinned playbook on `Host`, like an incident without diagnosis."""
+class OperationTargetWorkflow(ApprovalHandlers):
+    """One target of an operation: its pinned playbook, run like an incident without diagnosis."""
+
+    _runtime: IncidentRuntime
 
     @workflow.init
     def __init__(self, inp: TargetInput) -> None:
@@ -68,11 +65,11 @@ class OperationTargetWorkflow(HostHandlers):
             incident_id=workflow.info().workflow_id, phase=Phase.RECEIVED, alert=inp.alert
         )
         policy = inp.policy.model_copy(update={"dry_run": True}) if inp.dry_run else inp.policy
-        self._host = Host(self._state, inp.config, policy)
+        self._runtime = IncidentRuntime(self._state, inp.config, policy)
 
     @workflow.run
     async def run(self, inp: TargetInput) -> TargetResult:
-        alert, host = inp.alert, self._host
+        alert, runtime = inp.alert, self._runtime
         workflow.upsert_search_attributes(
             [
                 sa.ALERT_NAME.value_set(alert.name),
@@ -82,14 +79,14 @@ class OperationTargetWorkflow(HostHandlers):
         )
         started = workflow.now()
         try:
-            await host.enter(Phase.RECEIVED, "operation target", f"{inp.target} of {inp.operation_id}")
-            result = await host.run_playbook(inp.pinned)
-            await host.enter(*final_phase(result))
+            await runtime.enter(Phase.RECEIVED, "operation target", f"{inp.target} of {inp.operation_id}")
+            result = await run_playbook(runtime, inp.pinned)
+            await runtime.enter(*final_phase(result))
         except asyncio.CancelledError:
-            await host.enter(Phase.CANCELLED, "workflow cancelled", "the operation was cancelled")
+            await runtime.enter(Phase.CANCELLED, "workflow cancelled", "the operation was cancelled")
             raise
         finally:
-            await host.close()
+            await runtime.close()
         report = _report(inp.target, result, self._state.phase, started)
         if result.outcome in FAILED:
             # Failing the child is what lets its RetryPolicy run the target again.

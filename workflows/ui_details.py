@@ -1,7 +1,7 @@
 """What the Temporal Web UI shows of an incident: its summary and details, and what each step is.
 
 The static summary and details are set once, when the API starts the incident (api/ingest.py); the
-current details follow the phase and the approvers (`Host.show`, through `set_current_details`,
+current details follow the phase and the approvers (`IncidentRuntime.show`, through `set_current_details`,
 which adds nothing to history); activities and timers carry one-line summaries. Summaries are plain
 text (the UI shows them as titles, 400 bytes at most). Details are Markdown, and whatever an alert's
 sender wrote goes into code spans, so it can never become a link or markup there.

@@ -9,8 +9,8 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.activity_options import ACTION_TIMEOUT, APPLY_RETRY
     from workflows.models import ActionOutcome, ActionRequest
-    from workflows.playbook_host import ACTION_TIMEOUT, APPLY_RETRY
 
 
 class ApplyInput(BaseModel):

@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         ExecutorOp,
         executor_op,
     )
+    from workflows.activity_options import CallOptions
     from workflows.checks import CheckSpec
     from workflows.interpreter import PlaybookInterpreter
     from workflows.investigation_models import ProbeRequest, PromQuery
@@ -44,15 +45,9 @@ with workflow.unsafe.imports_passed_through():
         ProbeResult,
     )
     from workflows.playbook import PinnedPlaybook
-    from workflows.playbook_host import (
-        ApprovalRequest,
-        ApprovalResult,
-        CallOptions,
-        PlaybookResult,
-        execute_check,
-        execute_op,
-    )
+    from workflows.playbook_host import ApprovalRequest, ApprovalResult, PlaybookResult
     from workflows.policy import Policy, Usage
+    from workflows.runtime import execute_check, execute_op
 
 
 class HostInput(BaseModel):

@@ -128,7 +128,7 @@ CASES: dict[str, Case] = {
         Policy(limits={"actions_per_service_per_hour": 1}, max_wait="2h"),
         before=1,
     ),
-    # v3 on: Kubernetes checks call the kube_* reads (playbook_host.KUBE_READ_NAMES).
+    # v3 on: Kubernetes checks call the kube_* reads (runtime.KUBE_READ_NAMES).
     "playbook_crashloop": Case(
         Fakes(
             reads={

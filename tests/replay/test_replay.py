@@ -34,7 +34,7 @@ def test_histories_cover_every_ending() -> None:
     # v1: before playbooks (incidents started then replay the catalogue path); v2: playbooks and policy.
     assert endings("v1") >= CATALOGUE_ENDINGS
     assert endings("v2") >= CATALOGUE_ENDINGS | PLAYBOOK_ENDINGS
-    # v3: Kubernetes checks call the registered kube_* reads (workflows/playbook_host.KUBE_READ_NAMES).
+    # v3: Kubernetes checks call the registered kube_* reads (workflows/runtime.KUBE_READ_NAMES).
     assert "playbook_crashloop" in endings("v3")
     # v5: an incident that continued as new while waiting (workflows/continuation.py), both runs.
     assert {"continued_as_new", "continued_as_new-first"} <= endings("v5")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from workflows.host import ApprovalDesk, final_phase, without_auto_approval
+from workflows.approvals import ApprovalDesk
 from workflows.models import Approval, Decision, Phase
 from workflows.playbook_host import ApprovalRequest, PlaybookResult, StepRecord
+from workflows.playbook_run import final_phase, without_auto_approval
 from workflows.policy import ActionContext, Policy, evaluate
 
 NOW = datetime(2026, 11, 21, 12, tzinfo=UTC)

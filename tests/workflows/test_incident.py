@@ -296,7 +296,7 @@ async def test_policy_refusal_escalates_with_its_reason(time_env: WorkflowEnviro
 
 
 async def test_dry_run_records_everything_and_hands_over(time_env: WorkflowEnvironment) -> None:
-    """Shadow mode ends Escalated: nothing ran, so the alert is still a human's (see workflows/host.py)."""
+    """Shadow mode ends Escalated: nothing ran, so the alert is still a human's (see workflows/playbook_run.py)."""
     fakes = Fakes(reads={"probe.http": [{"ok": False}]})
     async with worker(time_env.client, fakes, "incident-dry"):
         handle = await start(

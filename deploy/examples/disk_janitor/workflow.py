@@ -5,11 +5,12 @@ old rotated logs through Remediator's Ansible executor, asks a person to approve
 approval machinery, applies it and measures again. It shows the three things a plugin uses:
 
 - its own activity (`disk_janitor.free_percent`, listed in ACTIVITIES);
-- Remediator's activities by name, here through `Host` (workflows/host.py): `ansible.preview`,
-  `ansible.snapshot`, `ansible.apply`, and `notify` on every phase change;
-- Remediator's approvals: `Host.request_approval` waits durably for the `approve` / `reject` signals
-  (or the `decide` update) that `HostHandlers` adds, with the reminder and escalation timers, and
-  records who decided in the timeline that the `state` query returns.
+- Remediator's activities by name, here through `IncidentRuntime` (workflows/runtime.py):
+  `ansible.preview`, `ansible.snapshot`, `ansible.apply`, and `notify` on every phase change;
+- Remediator's approvals: `IncidentRuntime.request_approval` waits durably for the `approve` /
+  `reject` signals (or the `decide` update) that `ApprovalHandlers` (workflows/approvals.py) adds,
+  with the reminder and escalation timers, and records who decided in the timeline that the `state`
+  query returns.
 
 Register it on the worker (this folder's parent on the worker's PYTHONPATH):
 
@@ -33,26 +34,19 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.actions import AnsibleAction
-    from workflows.failures import error_text
-    from workflows.host import Host
-    from workflows.host_handlers import HostHandlers
-    from workflows.models import (
-        ActionOutcome,
-        Alert,
-        IncidentConfig,
-        IncidentState,
-        Phase,
-        label_fingerprint,
-    )
-    from workflows.playbook_host import (
+    from workflows.activity_options import (
         ACTION_HEARTBEAT,
         ACTION_TIMEOUT,
         APPLY_RETRY,
         READ_RETRY,
-        ApprovalRequest,
         CallOptions,
     )
+    from workflows.approvals import ApprovalHandlers
+    from workflows.failures import error_text
+    from workflows.models import ActionOutcome, Alert, IncidentConfig, IncidentState, Phase, label_fingerprint
+    from workflows.playbook_host import ApprovalRequest
     from workflows.policy import Policy
+    from workflows.runtime import IncidentRuntime
 
 
 class JanitorRequest(BaseModel):
@@ -87,36 +81,38 @@ APPLY = CallOptions(ACTION_TIMEOUT, APPLY_RETRY, ACTION_HEARTBEAT)
 
 
 @workflow.defn(name="DiskJanitor")
-class DiskJanitor(HostHandlers):
+class DiskJanitor(ApprovalHandlers):
+    _runtime: IncidentRuntime
+
     @workflow.init
     def __init__(self, request: JanitorRequest) -> None:
         labels = {"alertname": "DiskJanitor", "service": "disk-janitor", "environment": request.environment}
         alert = Alert(fingerprint=label_fingerprint(labels), labels=labels, source="manual")
         state = IncidentState(incident_id=workflow.info().workflow_id, phase=Phase.RECEIVED, alert=alert)
-        self._host = Host(state, IncidentConfig(), Policy())
+        self._runtime = IncidentRuntime(state, IncidentConfig(), Policy())
 
     @workflow.run
     async def run(self, request: JanitorRequest) -> JanitorReport:
         try:
             return await self._clean(request)
         finally:
-            await self._host.close()
+            await self._runtime.close()
 
     async def _measure(self, path: str) -> float:
         free = await workflow.execute_activity(
             free_percent, FreeSpaceRequest(path=path), start_to_close_timeout=timedelta(seconds=30)
         )
-        self._host.record("free space", f"{free}% free under {path}")
+        self._runtime.record("free space", f"{free}% free under {path}")
         return free
 
     async def _clean(self, request: JanitorRequest) -> JanitorReport:
-        host = self._host
-        await host.enter(
+        runtime = self._runtime
+        await runtime.enter(
             Phase.RECEIVED, "disk janitor started", f"{request.path} needs {request.min_free_percent}%"
         )
         before = await self._measure(request.path)
         if before >= request.min_free_percent:
-            await host.enter(Phase.RESOLVED, "enough free space")
+            await runtime.enter(Phase.RESOLVED, "enough free space")
             return JanitorReport(outcome="enough space", free_before=before)
         cleanup = AnsibleAction(
             name="disk-cleanup",
@@ -128,8 +124,8 @@ class DiskJanitor(HostHandlers):
             },
             limit=request.host,
         )
-        preview = await host.preview_action("cleanup", cleanup, PREVIEW)
-        approval = await host.request_approval(
+        preview = await runtime.preview_action("cleanup", cleanup, PREVIEW)
+        approval = await runtime.request_approval(
             ApprovalRequest(
                 step="cleanup",
                 summary=f"delete rotated logs older than {request.retain_days} days: {preview.summary}",
@@ -139,15 +135,15 @@ class DiskJanitor(HostHandlers):
         )
         if approval.outcome != "approved":
             phase = Phase.REJECTED if approval.outcome == "rejected" else Phase.ESCALATED
-            await host.enter(phase, f"cleanup {approval.outcome}", approval.reason)
+            await runtime.enter(phase, f"cleanup {approval.outcome}", approval.reason)
             return JanitorReport(outcome=approval.outcome, free_before=before)
-        await host.enter(Phase.EXECUTING, "cleaning up")
+        await runtime.enter(Phase.EXECUTING, "cleaning up")
         try:
-            outcome = await host.run_action("cleanup", cleanup, APPLY)
+            outcome = await runtime.run_action("cleanup", cleanup, APPLY)
         except ActivityError as err:  # the executor failed for good (Temporal retried it already)
             outcome = ActionOutcome(ok=False, summary=error_text(err))
         after = await self._measure(request.path)
-        await host.enter(Phase.RESOLVED if outcome.ok else Phase.FAILED, "cleanup done", outcome.summary)
+        await runtime.enter(Phase.RESOLVED if outcome.ok else Phase.FAILED, "cleanup done", outcome.summary)
         return JanitorReport(
             outcome="cleaned" if outcome.ok else "failed",
             free_before=before,

@@ -1,0 +1,70 @@
+"""A pinned playbook run on an `IncidentRuntime`, and the phase it ends in.
+
+The one place that joins the two sides: the interpreter (workflows/interpreter.py) sees the runtime
+only as a `PlaybookHost`, and the runtime (workflows/runtime.py) never starts an interpreter.
+"""
+
+from __future__ import annotations
+
+from workflows.interpreter import PlaybookInterpreter
+from workflows.models import Diagnosis, Phase, Plan, PlaybookRef
+from workflows.playbook import PinnedPlaybook, RollbackStep
+from workflows.playbook_host import Outcome, PlaybookResult
+from workflows.policy import Policy
+from workflows.runtime import IncidentRuntime
+
+PHASES: dict[Outcome, Phase] = {
+    "resolved": Phase.RESOLVED,
+    "escalated": Phase.ESCALATED,
+    "rejected": Phase.REJECTED,
+    "rolled_back": Phase.ROLLED_BACK,
+    "failed": Phase.FAILED,
+    "cancelled": Phase.CANCELLED,
+}
+DRY_RUN_ENDING = "dry-run: nothing was executed"
+
+
+async def run_playbook(
+    runtime: IncidentRuntime,
+    pinned: PinnedPlaybook,
+    diagnosis: Diagnosis | None = None,
+    requires_human: str = "",
+) -> PlaybookResult:
+    """Interpret `pinned` on `runtime`. `requires_human` (a reason) switches auto-approval off."""
+    state = runtime.state
+    state.playbook = PlaybookRef(name=pinned.name, sha256=pinned.sha256, source=pinned.source)
+    description = pinned.playbook.description
+    state.plan = Plan(summary=f"playbook {pinned.name}" + (f": {description}" if description else ""))
+    runtime.compensations = {s.id for _, s in pinned.playbook.walk() if isinstance(s, RollbackStep)}
+    policy = runtime.policy
+    if requires_human:
+        runtime.record("auto-approval withheld", requires_human)
+        policy = without_auto_approval(policy)
+    interpreter = PlaybookInterpreter(
+        runtime, pinned, policy, state.alert, diagnosis, runtime.environment, runtime.trust.services
+    )
+    result = await interpreter.run()
+    path = (r.step if r.status == "ok" else f"{r.step} ({r.status})" for r in result.path)
+    runtime.record("playbook path", " -> ".join(path))
+    return result
+
+
+def final_phase(result: PlaybookResult) -> tuple[Phase, str, str]:
+    """The phase a playbook run ends in, with the timeline's event and detail.
+
+    A dry (shadow) run whose playbook would have acted ends `Escalated`, not `Resolved`: nothing was
+    executed, so the alert is still a human's to handle, and `IncidentPhase="Resolved"` keeps counting
+    only real fixes. A dry run that found nothing to do (a `stop` with outcome resolved) is resolved.
+    """
+    would_act = any(r.kind == "action" and r.status == "dry-run" for r in result.path)
+    if result.dry_run and result.outcome == "resolved" and would_act:
+        return Phase.ESCALATED, DRY_RUN_ENDING, f"{result.reason}; a human must act"
+    return PHASES[result.outcome], f"playbook {result.outcome.replace('_', ' ')}", result.reason
+
+
+def without_auto_approval(policy: Policy) -> Policy:
+    """The same policy with no auto-approval anywhere: a human decides every action."""
+    environments = {
+        name: env.model_copy(update={"auto_approve": []}) for name, env in policy.environments.items()
+    }
+    return policy.model_copy(update={"environments": environments})
