@@ -60,7 +60,7 @@ from activities.ansible_batches import Batches, wait_heartbeating
 from worker.settings import Settings
 from workflows.actions import AnsibleAction
 from workflows.activity_names import ANSIBLE_APPLY, ANSIBLE_PREVIEW, ANSIBLE_ROLLBACK, ANSIBLE_SNAPSHOT
-from workflows.models import ActionOutcome, ActionRequest, HostResult
+from workflows.plans import ActionOutcome, ActionRequest, HostResult
 
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when a run is cancelled or times out
 _POLL_SECONDS = 1  # how often ansible-runner asks whether to stop; also the idle heartbeat cadence

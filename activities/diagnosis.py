@@ -38,7 +38,8 @@ from temporalio import activity
 from activities.memory_documents import MemoryUnavailable
 from activities.rules import RULES, Context, Signal
 from workflows.activity_names import DIAGNOSE
-from workflows.models import Alert, DiagnoseRequest, Diagnosis, DiagnosisCategory, EvidenceRef
+from workflows.alerts import Alert
+from workflows.diagnosis import DiagnoseRequest, Diagnosis, DiagnosisCategory, EvidenceRef
 
 Diagnoser = Callable[[DiagnoseRequest], Diagnosis]
 

@@ -15,7 +15,7 @@ from email.utils import formatdate, make_msgid
 
 from activities.notify_channel import ChannelFailure, asking, outcome
 from worker.settings import Settings
-from workflows.models import NotifyReceipt, PhaseChange
+from workflows.notifications import NotifyReceipt, PhaseChange
 
 
 class EmailChannel:

@@ -22,7 +22,9 @@ from activities.metrics import Prometheus
 from activities.probe import REFUSED, Prober
 from worker.settings import Settings
 from workflows.activity_names import GATHER_EVIDENCE, VERIFY
-from workflows.models import Alert, Evidence, MetricSample, VerifyRequest
+from workflows.alerts import Alert
+from workflows.evidence import Evidence, MetricSample
+from workflows.plans import VerifyRequest
 
 
 def probe_url(alert: Alert) -> str:

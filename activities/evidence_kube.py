@@ -16,6 +16,8 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from activities.kubernetes_reads import KubernetesReads
+from workflows.alerts import Alert
+from workflows.evidence import Evidence, NodeStatus, PodStatus
 from workflows.kube_reads import (
     DeploymentsQuery,
     DescribeQuery,
@@ -25,7 +27,6 @@ from workflows.kube_reads import (
     PodsQuery,
     RolloutHistoryQuery,
 )
-from workflows.models import Alert, Evidence, NodeStatus, PodStatus
 
 T = TypeVar("T")
 Q = TypeVar("Q", bound=BaseModel)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from workflows.models import Alert
+from workflows.alerts import Alert
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ from workflows.activity_names import (
     KUBERNETES_ROLLBACK,
     KUBERNETES_SNAPSHOT,
 )
-from workflows.models import ActionOutcome, ActionRequest
+from workflows.plans import ActionOutcome, ActionRequest
 
 # creationTimestamp has whole seconds and comes from another clock than Temporal's scheduled time.
 # A pod that old when the step was first scheduled is the replacement: the pod to delete had been

@@ -17,7 +17,7 @@ from typing import Any
 
 from activities.kubernetes import APPLIED, PREVIOUS, KubeCluster, diff_text, refuse
 from workflows.actions import KubernetesAction, NodeArgs, ResourcesArgs, ScaleArgs
-from workflows.models import ActionOutcome
+from workflows.plans import ActionOutcome
 
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"

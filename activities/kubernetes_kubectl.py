@@ -40,7 +40,7 @@ from activities.kubernetes_changes import (
     snapshot_of,
 )
 from workflows.actions import ApplyArgs, DrainArgs, KubernetesAction, NodeArgs, UndoArgs
-from workflows.models import ActionOutcome
+from workflows.plans import ActionOutcome
 
 HASH_LABEL = "pod-template-hash"
 

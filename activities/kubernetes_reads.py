@@ -24,6 +24,7 @@ from workflows.activity_names import (
     KUBE_PODS,
     KUBE_ROLLOUT_HISTORY,
 )
+from workflows.evidence import ContainerState, DeploymentRevision, KubeEvent, LogSummary, PodStatus
 from workflows.kube_reads import (
     DeploymentHealth,
     DeploymentList,
@@ -39,7 +40,6 @@ from workflows.kube_reads import (
     RolloutHistory,
     RolloutHistoryQuery,
 )
-from workflows.models import ContainerState, DeploymentRevision, KubeEvent, LogSummary, PodStatus
 
 MAX_LINE_CHARS = 1000  # a log line longer than this is clipped: one JSON blob must not fill the context
 _EPOCH = "0001-01-01T00:00:00Z"

@@ -24,10 +24,12 @@ from temporalio.exceptions import ApplicationError
 
 from worker.settings import Settings
 from workflows.activity_names import LLM_CHAT, LLM_POLICY
+from workflows.alerts import Alert
+from workflows.diagnosis import Diagnosis
+from workflows.evidence import Evidence
 from workflows.guardrails import LLMDiagnosis
 from workflows.investigation import InvestigationResult, Investigator, Record, StepFailed
 from workflows.investigation_models import ChatRequest, ChatResult, LLMPolicy, TokenUsage, ToolCall
-from workflows.models import Alert, Diagnosis, Evidence
 
 T = TypeVar("T")
 

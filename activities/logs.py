@@ -21,7 +21,7 @@ from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 from pydantic import BaseModel
 
-from workflows.models import LogSummary, LogTemplate
+from workflows.evidence import LogSummary, LogTemplate
 
 LogFormat = Literal["auto", "text", "jsonl", "csv"]
 Level = Literal["error", "warning", "info", ""]

@@ -34,9 +34,10 @@ from activities.memory_qdrant import QdrantDocuments
 from activities.memory_sqlite import SqliteDocuments
 from worker.settings import Settings
 from workflows.activity_names import MEMORY_RECORD_INCIDENT, MEMORY_SEARCH
+from workflows.alerts import Alert
 from workflows.incident_memory import IncidentMemory
+from workflows.incident_models import IncidentState
 from workflows.investigation_models import MemoryHit, MemoryQuery, MemoryResult
-from workflows.models import Alert, IncidentState
 
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the head of each ranking
 SNIPPET_CHARS = 700

@@ -11,8 +11,8 @@ from temporalio.exceptions import ApplicationError
 
 from worker.settings import Settings
 from workflows.activity_names import METRICS_QUERY
+from workflows.evidence import MetricSample
 from workflows.investigation_models import PromQuery
-from workflows.models import MetricSample
 
 
 class PrometheusError(Exception):

@@ -26,7 +26,7 @@ from activities.notify_channel import Channel, ChannelFailure
 from activities.slack import SlackChannel
 from worker.settings import Settings
 from workflows.activity_names import NOTIFY
-from workflows.models import NotifyReceipt, PhaseChange
+from workflows.notifications import NotifyReceipt, PhaseChange
 
 
 class Webhook:

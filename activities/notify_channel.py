@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from workflows.models import TERMINAL_PHASES, NotifyReceipt, PhaseChange
+from workflows.notifications import NotifyReceipt, PhaseChange
+from workflows.phases import TERMINAL_PHASES
 
 
 class ChannelFailure(Exception):

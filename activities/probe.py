@@ -10,8 +10,8 @@ from temporalio import activity
 from activities.outbound import AllowList, Refused
 from worker.settings import Settings
 from workflows.activity_names import PROBE_HTTP
+from workflows.evidence import ProbeResult
 from workflows.investigation_models import ProbeRequest
-from workflows.models import ProbeResult
 
 MAX_REDIRECTS = 5
 REFUSED = "refused by allow-list"

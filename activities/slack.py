@@ -22,7 +22,8 @@ import httpx
 
 from activities.notify_channel import ChannelFailure, asking, clip
 from worker.settings import Settings
-from workflows.models import NotifyReceipt, Phase, PhaseChange, SlackMessage
+from workflows.notifications import NotifyReceipt, PhaseChange, SlackMessage
+from workflows.phases import Phase
 
 APPROVE_ACTION = "remediator.approve"
 REJECT_ACTION = "remediator.reject"

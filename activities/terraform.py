@@ -60,7 +60,7 @@ from workflows.activity_names import (
     TERRAFORM_ROLLBACK,
     TERRAFORM_SNAPSHOT,
 )
-from workflows.models import ActionOutcome, ActionRequest
+from workflows.plans import ActionOutcome, ActionRequest
 
 
 @dataclass

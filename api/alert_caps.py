@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from worker.settings import Settings
-from workflows.models import Alert
+from workflows.alerts import Alert
 
 MARKER = "…[truncated {} bytes]"
 # Temporal refuses a Keyword search attribute whose JSON-encoded value exceeds this many bytes, and

@@ -19,7 +19,9 @@ from rich.text import Text
 
 from api.routes_incidents import workflow_id
 from worker.settings import load_settings
-from workflows.models import ActionOutcome, IncidentState, Phase
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome
 
 app = typer.Typer()
 

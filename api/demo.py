@@ -32,7 +32,8 @@ from api.dev_console import remediator_command
 from worker.devserver import free_port, port_is_free
 from worker.settings import REPO_ROOT, Settings
 from worker.stack import StackInfo
-from workflows.models import TERMINAL_PHASES, IncidentState
+from workflows.incident_models import IncidentState
+from workflows.phases import TERMINAL_PHASES
 from workflows.policy import Policy
 
 SCRIPT = REPO_ROOT / "deploy" / "demo" / "service.py"

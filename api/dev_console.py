@@ -21,7 +21,7 @@ from temporalio.service import RPCError
 
 from api.ingest import WORKFLOW_TYPE
 from workflows import search_attributes as sa
-from workflows.models import IncidentState, TimelineEntry
+from workflows.incident_models import IncidentState, TimelineEntry
 
 FOLLOW_EVERY = 1.0  # seconds between looks at Temporal's visibility store
 LOOK_TIMEOUT = timedelta(seconds=5)  # a query the busy worker cannot answer yet waits for the next look

@@ -18,20 +18,17 @@ from pydantic.alias_generators import to_camel
 
 from activities.diagnosis import Diagnoser, heuristic_diagnosis
 from activities.logs import LogFormatError, LogLine, parse_lines, summarize_lines
-from workflows.models import (
-    Alert,
+from workflows.alerts import Alert, label_fingerprint
+from workflows.diagnosis import DiagnoseRequest, Diagnosis, DiagnosisCategory
+from workflows.evidence import (
     ContainerState,
     DeploymentRevision,
-    DiagnoseRequest,
-    Diagnosis,
-    DiagnosisCategory,
     Evidence,
     KubeEvent,
     MetricSample,
     NodeStatus,
     PodStatus,
     ProbeResult,
-    label_fingerprint,
 )
 
 _STRICT = ConfigDict(extra="forbid")

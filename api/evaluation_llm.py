@@ -15,6 +15,7 @@ from activities.diagnosis import heuristic_diagnosis
 from activities.llm import Handler, llm_diagnoser
 from api.evaluation import EvalCase, EvalReport, Latency, LoadedScenario, TokenTotals
 from worker.settings import Settings
+from workflows.evidence import Evidence, LogSummary, MetricSample, ProbeResult
 from workflows.investigation_models import ProbeRequest, PromQuery
 from workflows.kube_reads import (
     EventList,
@@ -25,7 +26,6 @@ from workflows.kube_reads import (
     RolloutHistory,
     RolloutHistoryQuery,
 )
-from workflows.models import Evidence, LogSummary, MetricSample, ProbeResult
 
 
 def _normal(query: str) -> str:

@@ -43,7 +43,9 @@ from worker.settings import Settings
 from worker.telemetry import current_trace_id
 from worker.yaml_source import SourceError
 from workflows import search_attributes as sa
-from workflows.models import Alert, IncidentInput, Phase
+from workflows.alerts import Alert
+from workflows.incident_models import IncidentInput
+from workflows.phases import Phase
 from workflows.policy import Policy
 from workflows.storm import STORM_WORKFLOW, Absorbed, StormInput
 from workflows.ui_details import static_details, static_summary

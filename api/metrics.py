@@ -32,7 +32,7 @@ from api.deps import ClientDep, SettingsDep
 from api.ingest import WORKFLOW_TYPE
 from api.schemas import IngestOutcome
 from worker.settings import Settings
-from workflows.models import Phase
+from workflows.phases import Phase
 
 # A `_created` twin of every counter series doubles what Prometheus stores and no panel reads it.
 disable_created_metrics()

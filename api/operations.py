@@ -42,7 +42,6 @@ from api.ingest import Pinning
 from worker.settings import Settings
 from workflows import search_attributes as sa
 from workflows.durations import Duration
-from workflows.models import Phase
 from workflows.operation_models import (
     OPERATION_PREFIX,
     OPERATION_WORKFLOW,
@@ -51,6 +50,7 @@ from workflows.operation_models import (
     OperationState,
     param_problems,
 )
+from workflows.phases import Phase
 
 SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 Kind = Literal["incidents", "operations"]

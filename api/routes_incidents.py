@@ -16,7 +16,9 @@ from api.ingest import WORKFLOW_TYPE
 from api.schemas import FINGERPRINT_PATTERN, ErrorBody, IncidentSummary
 from worker.settings import Settings
 from workflows import search_attributes as sa
-from workflows.models import DecisionRequest, IncidentState, Phase, Via
+from workflows.decisions import DecisionRequest, Via
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 from workflows.storm import STORM_WORKFLOW
 
 ID_PREFIX = "incident-"

@@ -1,7 +1,7 @@
 """Public request and response bodies of the HTTP API.
 
 Request bodies keep each sender's wire names (camelCase for Alertmanager and Grafana) and know how
-to normalise themselves into the internal `workflows.models.Alert`.
+to normalise themselves into the internal `workflows.alerts.Alert`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from workflows.models import Alert, label_fingerprint
+from workflows.alerts import Alert, label_fingerprint
 
 # Fingerprints become workflow ids and URL path segments, so they keep to a safe alphabet.
 FINGERPRINT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from api.auth.principal import ANY, Principal
-from workflows.models import Alert, fingerprint_matches
+from workflows.alerts import Alert, fingerprint_matches
 from workflows.policy import Policy
 
 

@@ -32,9 +32,11 @@ from temporalio.worker import Worker
 
 from worker.yaml_source import load_yaml
 from workflows.activity_names import DRYRUN_CHECK, DRYRUN_PREVIEW
+from workflows.alerts import Alert, label_fingerprint
 from workflows.checks import CHECK_OUTPUTS, PrometheusCheck
+from workflows.diagnosis import Diagnosis
 from workflows.dry_run import DryRunCheck, DryRunInput, DryRunReport, PlaybookDryRunWorkflow
-from workflows.models import ActionOutcome, ActionRequest, Alert, Diagnosis, label_fingerprint
+from workflows.plans import ActionOutcome, ActionRequest
 from workflows.playbook import PinnedPlaybook
 from workflows.policy import Policy
 

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from worker.yaml_source import Problem, SourceError, YamlDocument, load_yaml
+from workflows.alerts import Alert
 from workflows.matching import Selection, may_overlap, select
-from workflows.models import Alert
 from workflows.playbook import ActionStep, CheckStep, PinnedPlaybook, Playbook, RollbackStep, VerifyStep
 from workflows.templating import Loc, has_template
 from workflows.validation import problems

@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from worker.codec import CodecError, parse_keys
-from workflows.models import IncidentConfig
+from workflows.incident_models import IncidentConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _HOSTNAME = re.compile(r"(?i)[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")

@@ -19,7 +19,9 @@ from temporalio import workflow
 
 from workflows import metrics
 from workflows.actions import Risk
-from workflows.models import Approval, Decision, DecisionRequest, IncidentConfig, IncidentState, Phase
+from workflows.decisions import Approval, Decision, DecisionRequest
+from workflows.incident_models import IncidentConfig, IncidentState
+from workflows.phases import Phase
 from workflows.playbook_host import ApprovalRequest, ApprovalResult
 from workflows.ui_details import duration
 

@@ -12,8 +12,10 @@ from collections.abc import Callable
 
 from workflows import regex
 from workflows.actions import AnsibleAction
+from workflows.alerts import Alert
+from workflows.diagnosis import Diagnosis
 from workflows.guardrails import ACTION_CONTRACTS
-from workflows.models import Alert, Diagnosis, Plan, PlannedAction
+from workflows.plans import Plan, PlannedAction
 
 
 def _restart_arguments(alert: Alert) -> dict[str, str]:

@@ -38,6 +38,8 @@ from workflows.activity_names import (
     PROBE_HTTP,
     executor_op,
 )
+from workflows.alerts import Alert
+from workflows.evidence import Evidence, MetricSample, ProbeResult
 from workflows.investigation_models import ProbeRequest, PromQuery
 from workflows.kube_reads import (
     DeploymentList,
@@ -51,7 +53,7 @@ from workflows.kube_reads import (
     RolloutHistory,
     RolloutHistoryQuery,
 )
-from workflows.models import ActionOutcome, ActionRequest, Alert, Evidence, MetricSample, ProbeResult
+from workflows.plans import ActionOutcome, ActionRequest
 
 
 class _Read(BaseModel):

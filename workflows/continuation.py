@@ -32,15 +32,10 @@ from workflows.actions import ActionSpec
 from workflows.activity_options import CallOptions
 from workflows.approvals import Trust
 from workflows.checks import CHECK_OUTPUTS, CheckSpec
-from workflows.models import (
-    ActionOutcome,
-    Continuation,
-    Decision,
-    IncidentConfig,
-    IncidentState,
-    JournalEntry,
-    Phase,
-)
+from workflows.decisions import Decision
+from workflows.incident_models import Continuation, IncidentConfig, IncidentState, JournalEntry
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome
 from workflows.playbook_host import ApprovalRequest, ApprovalResult
 from workflows.policy import Policy, Usage
 from workflows.runtime import IncidentRuntime

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from workflows import regex
 from workflows.actions import Risk
-from workflows.models import Alert, DiagnosisCategory
+from workflows.alerts import Alert
+from workflows.diagnosis import DiagnosisCategory
 
 MAX_PROPOSALS = 5
 MAX_TEXT = 2_000

@@ -30,26 +30,19 @@ with workflow.unsafe.imports_passed_through():
         READ_RETRY,
         CallOptions,
     )
+    from workflows.alerts import Alert
     from workflows.approvals import ApprovalHandlers, Trust
     from workflows.catalogue import plan_for, refusal
     from workflows.continuation import CONTINUE_AS_NEW_PATCH, ContinueAsNewDue, Diverged, ResumableRuntime
+    from workflows.diagnosis import DiagnoseRequest, Diagnosis
+    from workflows.evidence import Evidence
     from workflows.failures import REFUSED_TARGETS_PATCH, error_text, refused_target
     from workflows.incident_memory import IncidentMemory
+    from workflows.incident_models import IncidentInput, IncidentState
     from workflows.interpreter import CLEAN_PREVIEW_PATCH, TRUSTED_CONTEXT_PATCH
     from workflows.investigation import investigate
-    from workflows.models import (
-        ActionOutcome,
-        Alert,
-        DiagnoseRequest,
-        Diagnosis,
-        Evidence,
-        IncidentInput,
-        IncidentState,
-        Phase,
-        Plan,
-        PlannedAction,
-        VerifyRequest,
-    )
+    from workflows.phases import Phase
+    from workflows.plans import ActionOutcome, Plan, PlannedAction, VerifyRequest
     from workflows.playbook import ParamError, resolve_params
     from workflows.playbook_host import ApprovalRequest
     from workflows.playbook_run import DRY_RUN_ENDING, final_phase, run_playbook

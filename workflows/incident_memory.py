@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from workflows.models import IncidentState
+from workflows.incident_models import IncidentState
 
 DIAGNOSIS_CHARS = 500
 RESULT_CHARS = 200

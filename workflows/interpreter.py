@@ -29,9 +29,12 @@ from workflows.activity_options import (
     CallOptions,
     call_options,
 )
+from workflows.alerts import Alert
 from workflows.conditions import ConditionError, evaluate
+from workflows.diagnosis import Diagnosis
 from workflows.failures import REFUSED_TARGETS_PATCH, refused_target
-from workflows.models import ActionOutcome, Alert, Diagnosis, Phase
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome
 from workflows.playbook import (
     ActionStep,
     ApprovalStep,

@@ -37,6 +37,9 @@ with workflow.unsafe.imports_passed_through():
         METRICS_QUERY,
         PROBE_HTTP,
     )
+    from workflows.alerts import Alert
+    from workflows.diagnosis import DIAGNOSIS_CATEGORIES, Diagnosis, EvidenceRef, ProposedAction
+    from workflows.evidence import Evidence, LogSummary, MetricSample, ProbeResult
     from workflows.failures import error_text
     from workflows.guardrails import ACTION_CONTRACTS, Checked, LLMDiagnosis, check
     from workflows.investigation_models import (
@@ -64,17 +67,6 @@ with workflow.unsafe.imports_passed_through():
         PodsQuery,
         RolloutHistory,
         RolloutHistoryQuery,
-    )
-    from workflows.models import (
-        DIAGNOSIS_CATEGORIES,
-        Alert,
-        Diagnosis,
-        Evidence,
-        EvidenceRef,
-        LogSummary,
-        MetricSample,
-        ProbeResult,
-        ProposedAction,
     )
 
 T = TypeVar("T")

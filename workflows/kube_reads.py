@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from workflows.actions import KubeName
-from workflows.models import DeploymentRevision, KubeEvent, PodStatus, UtcDatetime
+from workflows.evidence import DeploymentRevision, KubeEvent, PodStatus, UtcDatetime
 
 Namespace = Annotated[
     str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", description="where to read")

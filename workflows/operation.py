@@ -34,7 +34,8 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.approvals import ApprovalHandlers
-    from workflows.models import Decision, IncidentState, Phase, PlaybookRef, TimelineEntry
+    from workflows.decisions import Decision
+    from workflows.incident_models import IncidentState, PlaybookRef, TimelineEntry
     from workflows.operation_models import (
         FAILED,
         OPERATION_WORKFLOW,
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         TargetInput,
         TargetResult,
     )
+    from workflows.phases import Phase
     from workflows.playbook_host import PlaybookResult
     from workflows.playbook_run import final_phase, run_playbook
     from workflows.runtime import IncidentRuntime

@@ -18,7 +18,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from workflows.models import Alert, IncidentConfig, Phase, PlaybookRef, TimelineEntry, label_fingerprint
+from workflows.alerts import Alert, label_fingerprint
+from workflows.incident_models import IncidentConfig, PlaybookRef, TimelineEntry
+from workflows.phases import Phase
 from workflows.playbook import ParamError, PinnedPlaybook, Playbook, resolve_params
 from workflows.playbook_host import StepRecord
 from workflows.policy import Policy

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from workflows.actions import ActionSpec, Risk
 from workflows.activity_options import CallOptions
 from workflows.checks import CheckSpec
-from workflows.models import ActionOutcome, Phase
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome
 from workflows.policy import Usage
 
 Outcome = Literal["resolved", "escalated", "rejected", "rolled_back", "failed", "cancelled"]

@@ -6,8 +6,11 @@ only as a `PlaybookHost`, and the runtime (workflows/runtime.py) never starts an
 
 from __future__ import annotations
 
+from workflows.diagnosis import Diagnosis
+from workflows.incident_models import PlaybookRef
 from workflows.interpreter import PlaybookInterpreter
-from workflows.models import Diagnosis, Phase, Plan, PlaybookRef
+from workflows.phases import Phase
+from workflows.plans import Plan
 from workflows.playbook import PinnedPlaybook, RollbackStep
 from workflows.playbook_host import Outcome, PlaybookResult
 from workflows.policy import Policy

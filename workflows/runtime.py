@@ -38,24 +38,16 @@ from workflows.activity_names import (
     executor_op,
 )
 from workflows.activity_options import LIMITS_TIMEOUT, NOTIFY_TIMEOUT, READ_RETRY, CallOptions
+from workflows.alerts import Alert
 from workflows.approvals import ApprovalDesk, Approvals, Trust
 from workflows.checks import CHECK_OUTPUTS, CheckSpec
+from workflows.decisions import Approval
 from workflows.failures import error_text
+from workflows.incident_models import IncidentConfig, IncidentState, TimelineEntry
 from workflows.limiter import AcquireRequest, AcquireResult, ReleaseRequest, UsageRequest
-from workflows.models import (
-    ActionOutcome,
-    ActionRequest,
-    Alert,
-    Approval,
-    IncidentConfig,
-    IncidentState,
-    NotifyReceipt,
-    Phase,
-    PhaseChange,
-    Plan,
-    PlannedAction,
-    TimelineEntry,
-)
+from workflows.notifications import NotifyReceipt, PhaseChange
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome, ActionRequest, Plan, PlannedAction
 from workflows.playbook_host import MIN_WAIT
 from workflows.policy import Policy, Usage
 from workflows.ui_details import current_details, duration, line

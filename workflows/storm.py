@@ -15,7 +15,9 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import Alert, IncidentState, Phase, TimelineEntry
+    from workflows.alerts import Alert
+    from workflows.incident_models import IncidentState, TimelineEntry
+    from workflows.phases import Phase
 
 STORM_WORKFLOW = "StormWorkflow"
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from workflows.models import IncidentInput, IncidentState, Phase
+from workflows.incident_models import IncidentInput, IncidentState
+from workflows.phases import Phase
 from workflows.playbook_host import ApprovalRequest
 
 SUMMARY_CHARS = 200

@@ -16,9 +16,11 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from workflows.actions import ActionSpec
+from workflows.alerts import Alert
 from workflows.checks import CHECK_OUTPUTS, CheckSpec
 from workflows.conditions import Condition, operands
-from workflows.models import ActionOutcome, Alert, Diagnosis
+from workflows.diagnosis import Diagnosis
+from workflows.plans import ActionOutcome
 from workflows.playbook import (
     ActionStep,
     ApprovalStep,

@@ -9,15 +9,9 @@ from functools import cached_property
 
 from activities.rules.patterns import LOG_PATTERNS, LOOPBACK, metric_family, target_of
 from activities.rules.series import crossing
-from workflows.models import (
-    Alert,
-    DiagnosisCategory,
-    Evidence,
-    KubeEvent,
-    LogTemplate,
-    MetricSample,
-    PodStatus,
-)
+from workflows.alerts import Alert
+from workflows.diagnosis import DiagnosisCategory
+from workflows.evidence import Evidence, KubeEvent, LogTemplate, MetricSample, PodStatus
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from activities.rules.base import Context, Signal
 from activities.rules.series import latest
-from workflows.models import MetricSample
+from workflows.evidence import MetricSample
 
 _GATEWAY_STATUSES = (502, 503, 504)
 _JOB = re.compile(r"(?:job|instance|service)=\"([^\"]+)\"")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from activities.rules.base import Context, Signal
 from activities.rules.series import fraction, is_complement, latest, trend
-from workflows.models import PodStatus
+from workflows.evidence import PodStatus
 
 LEAK_MIN_HOURS = 1.0
 SHORT_LIFE_MINUTES = 15

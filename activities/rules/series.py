@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from workflows.models import MetricSample
+from workflows.evidence import MetricSample
 
 _PERCENT = re.compile(r"\*\s*100\b|\b100\s*\*")
 _COMPLEMENT = re.compile(r"^\s*\(?\s*(?:1|100)\s*-")

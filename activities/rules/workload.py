@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from activities.rules.base import Context, LogHit, Signal
 from activities.rules.patterns import LOG_PATTERNS
-from workflows.models import DeploymentRevision
+from workflows.evidence import DeploymentRevision
 
 _MISSING_REF = re.compile(r"(?:secret|configmap)s? \"[^\"]+\" not found|couldn't find key", re.IGNORECASE)
 _IMAGE_REASONS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")

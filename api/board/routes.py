@@ -38,7 +38,8 @@ from api.routes_incidents import (
     send_decision,
     workflow_id,
 )
-from workflows.models import TERMINAL_PHASES, IncidentState, Phase
+from workflows.incident_models import IncidentState
+from workflows.phases import TERMINAL_PHASES, Phase
 
 PREFIX = BOARD
 HERE = Path(__file__).parent

@@ -24,7 +24,9 @@ from fastapi import FastAPI
 
 from worker.devserver import free_port
 from worker.settings import Settings
-from workflows.models import IncidentState, Phase, prometheus_fingerprint
+from workflows.alerts import prometheus_fingerprint
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The service the live tests' alerts name; the test inventory "restarts" it for one incident (below).

@@ -28,7 +28,9 @@ from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer
 from worker.settings import Settings
 from workflows import search_attributes as sa
-from workflows.models import IncidentState, Phase, prometheus_fingerprint
+from workflows.alerts import prometheus_fingerprint
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 from workflows.storm import STORM_WORKFLOW, Absorbed
 
 pytestmark = pytest.mark.integration

@@ -32,7 +32,7 @@ from tests.credentials import ApiKeys
 from worker.devserver import DevServer, free_port
 from worker.settings import REPO_ROOT, Settings
 from workflows import search_attributes as sa
-from workflows.models import Phase
+from workflows.phases import Phase
 
 pytestmark = [pytest.mark.alertmanager, pytest.mark.integration, pytest.mark.ansible]
 

@@ -16,7 +16,7 @@ from api.cli import app
 from tests.api.support import LIVE_SERVICE, LiveService, load, uniquely, wait_for, wait_for_phase
 from tests.credentials import APPROVERS, ApiKeys, ByRoute
 from worker.devserver import free_port
-from workflows.models import Phase
+from workflows.phases import Phase
 
 pytestmark = pytest.mark.integration
 

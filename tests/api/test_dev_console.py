@@ -13,7 +13,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from api.dev_console import LOG_FORMAT, OneLine, current_phase_start, phase_changes, remediator_command
-from workflows.models import Phase, TimelineEntry
+from workflows.incident_models import TimelineEntry
+from workflows.phases import Phase
 
 BIN = Path(sys.executable).parent
 

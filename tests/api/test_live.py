@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from tests.api.support import LIVE_SERVICE, LiveService, state_of, wait_for_phase
 from tests.credentials import ApiKeys
-from workflows.models import Phase
+from workflows.phases import Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
 

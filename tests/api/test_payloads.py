@@ -10,7 +10,7 @@ from pydantic import TypeAdapter, ValidationError
 from api.errors import field_path
 from api.schemas import AlertmanagerWebhook, GenericAlert, GenericBody, GrafanaWebhook
 from tests.api.support import load
-from workflows.models import label_fingerprint
+from workflows.alerts import label_fingerprint
 
 generic = TypeAdapter[GenericAlert | list[GenericAlert]](GenericBody)
 

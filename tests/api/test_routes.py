@@ -18,7 +18,8 @@ from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer, free_port
 from worker.settings import Settings
 from workflows import search_attributes as sa
-from workflows.models import Alert, IncidentInput
+from workflows.alerts import Alert
+from workflows.incident_models import IncidentInput
 
 pytestmark = pytest.mark.integration
 

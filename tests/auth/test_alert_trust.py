@@ -6,7 +6,7 @@ import pytest
 
 from api.auth.principal import Principal, Role
 from api.trust import Refused, check
-from workflows.models import Alert, label_fingerprint, prometheus_fingerprint
+from workflows.alerts import Alert, label_fingerprint, prometheus_fingerprint
 from workflows.policy import Policy
 
 LABELS = {"alertname": "ServiceDown", "service": "web", "environment": "dev"}

@@ -33,7 +33,7 @@ from tests.stack.devstack import Dev
 from worker.client import connect
 from worker.devserver import free_port
 from worker.settings import REPO_ROOT, Settings
-from workflows.models import prometheus_fingerprint
+from workflows.alerts import prometheus_fingerprint
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PARKED_ALERT = "BenchParked"  # alertname of the playbook that asks for approval at once (no preview)

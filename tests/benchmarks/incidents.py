@@ -40,7 +40,8 @@ from tests.benchmarks.harness import (
     self_rss,
 )
 from tests.benchmarks.raw import PARKED, RAW_QUEUE, RAW_TYPE, RawInput, raw_worker
-from workflows.models import Phase, prometheus_fingerprint
+from workflows.alerts import prometheus_fingerprint
+from workflows.phases import Phase
 
 APPROVABLE = Phase.AWAITING_APPROVAL.value
 

@@ -41,7 +41,7 @@ from tests.benchmarks.harness import (
 from tests.stack.devstack import REMEDIATOR, wait_for
 from worker.devserver import free_port
 from worker.settings import Settings
-from workflows.models import IncidentInput
+from workflows.incident_models import IncidentInput
 
 GROUP = 20
 UNPOLLED_QUEUE = "bench-ingest"

@@ -29,7 +29,7 @@ from tests.benchmarks.harness import (
     run_cli,
 )
 from tests.benchmarks.raw import RAW_QUEUE, RAW_TYPE, RawInput, raw_worker
-from workflows.models import prometheus_fingerprint
+from workflows.alerts import prometheus_fingerprint
 
 
 async def _duration(client: Client, workflow_id: str, timeout: float = 120) -> float:

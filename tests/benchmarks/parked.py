@@ -32,7 +32,7 @@ from tests.benchmarks.harness import (
     self_rss,
 )
 from tests.benchmarks.raw import PARKED, RAW_QUEUE, RAW_TYPE, RawInput, raw_worker
-from workflows.models import Phase
+from workflows.phases import Phase
 
 GROUP = 20
 LIST_LIMIT = 100

@@ -16,7 +16,7 @@ from tests.api.support import LiveService, wait_for_phase
 from tests.api.test_live import fire
 from tests.board.test_pages import hostile
 from tests.credentials import ApiKeys, ByRoute
-from workflows.models import Phase
+from workflows.phases import Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
 

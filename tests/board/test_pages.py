@@ -22,7 +22,7 @@ from tests.api.test_live import fire, service_down
 from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer
 from worker.settings import Settings
-from workflows.models import Phase
+from workflows.phases import Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
 

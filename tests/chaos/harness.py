@@ -60,7 +60,7 @@ from activities import processes
 from activities.processes import alive, command_line
 from tests.chaos.workflow import ApplyInput, ChaosApplyWorkflow
 from worker.devserver import DevServer
-from workflows.models import ActionOutcome, ActionRequest
+from workflows.plans import ActionOutcome, ActionRequest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ProcessTree = dict[int, str]

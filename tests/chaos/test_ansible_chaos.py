@@ -13,7 +13,7 @@ from temporalio.client import Client
 from tests.chaos.harness import KillScenario, ProcessTree, run_kill_scenario
 from worker.devserver import DevServer
 from workflows.actions import AnsibleAction
-from workflows.models import ActionRequest
+from workflows.plans import ActionRequest
 
 pytestmark = [pytest.mark.chaos, pytest.mark.ansible]
 

@@ -10,7 +10,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import ACTION_TIMEOUT, APPLY_RETRY
-    from workflows.models import ActionOutcome, ActionRequest
+    from workflows.plans import ActionOutcome, ActionRequest
 
 
 class ApplyInput(BaseModel):

@@ -30,7 +30,9 @@ from tests.chaos.harness import WorkerProcess
 from tests.conftest import binary
 from worker.devserver import DevServer
 from worker.settings import Settings
-from workflows.models import Alert, IncidentState, Phase
+from workflows.alerts import Alert
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible, pytest.mark.chaos]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.k8s_emulator.harness import KubeTarget, deployment
-from workflows.models import Alert, label_fingerprint
+from workflows.alerts import Alert, label_fingerprint
 
 POD = "checkout-7d9f8b6c5-x2k4q"
 BLOB = '{"level":"debug","payload":"' + "a" * 3000 + '"}'  # one huge line: must never reach anyone raw

@@ -6,13 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from activities.logs import summarize
-from workflows.models import (
-    Alert,
-    DiagnoseRequest,
-    Evidence,
-    MetricSample,
-    label_fingerprint,
-)
+from workflows.alerts import Alert, label_fingerprint
+from workflows.diagnosis import DiagnoseRequest
+from workflows.evidence import Evidence, MetricSample
 
 T0 = 1714557600.0  # 2024-05-01T10:00:00Z
 AT = datetime(2024, 5, 1, 10, 30, tzinfo=UTC)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from api.cli import app
 from api.evaluation import LoadedScenario, ScenarioError, evaluate, load_scenario, load_scenarios
-from workflows.models import DIAGNOSIS_CATEGORIES, DiagnoseRequest, Diagnosis
+from workflows.diagnosis import DIAGNOSIS_CATEGORIES, DiagnoseRequest, Diagnosis
 
 SCENARIOS = Path(__file__).parents[1] / "scenarios"
 runner = CliRunner()

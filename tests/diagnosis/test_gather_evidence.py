@@ -19,7 +19,9 @@ from tests.k8s_emulator.runner import write_kubeconfig
 from tests.prometheus import running_prometheus, serving_metrics
 from worker.devserver import free_port
 from worker.settings import Settings
-from workflows.models import Alert, DiagnoseRequest, Evidence
+from workflows.alerts import Alert
+from workflows.diagnosis import DiagnoseRequest
+from workflows.evidence import Evidence
 
 pytestmark = pytest.mark.kubernetes
 

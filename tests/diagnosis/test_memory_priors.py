@@ -11,7 +11,8 @@ from activities.memory import MemoryActivities, MemoryStore
 from activities.memory_sqlite import SqliteDocuments
 from tests.diagnosis.support import instant, request
 from tests.memory.test_memory_store import closed_incident
-from workflows.models import DiagnoseRequest, Diagnosis, Phase
+from workflows.diagnosis import DiagnoseRequest, Diagnosis
+from workflows.phases import Phase
 
 # A refused connection to postgres (dependency_down, 0.6) and a name that does not resolve (network,
 # 0.6): on the evidence alone, a tie.

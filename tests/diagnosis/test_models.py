@@ -11,7 +11,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.diagnosis import DiagnosisActivities
 from tests.diagnosis.support import request, series
-from workflows.models import DiagnoseRequest, Diagnosis, Evidence, PodStatus
+from workflows.diagnosis import DiagnoseRequest, Diagnosis
+from workflows.evidence import Evidence, PodStatus
 
 
 def test_pods_accept_the_kubernetes_names_and_ours() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from activities.diagnosis import heuristic_diagnosis, rank
 from tests.diagnosis.support import instant, request, series
-from workflows.models import DiagnoseRequest
+from workflows.diagnosis import DiagnoseRequest
 
 CPU = 'sum(rate(container_cpu_usage_seconds_total{container="app"}[5m])) / sum(kube_pod_container_resource_limits{container="app",resource="cpu"})'
 REQUESTS = 'sum(rate(http_requests_total{service="checkout"}[5m]))'

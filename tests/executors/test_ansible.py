@@ -27,7 +27,7 @@ from activities.ansible import AnsibleExecutor, play_hosts, target_host, untrust
 from tests.chaos.harness import ProcessTree, process_tree, wait_gone
 from worker.settings import Settings
 from workflows.actions import AnsibleAction
-from workflows.models import ActionOutcome, ActionRequest
+from workflows.plans import ActionOutcome, ActionRequest
 
 pytestmark = pytest.mark.ansible
 

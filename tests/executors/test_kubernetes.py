@@ -22,7 +22,7 @@ from tests.k8s_emulator.cases import CASES
 from tests.k8s_emulator.controllers import DEPLOYMENTS
 from tests.k8s_emulator.harness import KubeTarget, deployment, emulated, pod, requests
 from workflows.actions import KubernetesAction
-from workflows.models import ActionRequest
+from workflows.plans import ActionRequest
 
 pytestmark = pytest.mark.kubernetes
 

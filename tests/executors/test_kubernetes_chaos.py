@@ -23,7 +23,7 @@ from tests.k8s_emulator.harness import RS_OWNER, KubeTarget, deployment, emulate
 from tests.k8s_emulator.server import ClusterEmulator
 from worker.devserver import DevServer
 from workflows.actions import KubernetesAction
-from workflows.models import ActionRequest
+from workflows.plans import ActionRequest
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kubernetes]
 OWNER = {

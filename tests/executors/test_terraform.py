@@ -34,7 +34,7 @@ from worker.devserver import DevServer
 from worker.main import build_activities
 from worker.settings import Settings
 from workflows.actions import TerraformAction
-from workflows.models import ActionOutcome, ActionRequest
+from workflows.plans import ActionOutcome, ActionRequest
 
 pytestmark = pytest.mark.terraform
 FIXTURES = Path(__file__).parent / "tf"

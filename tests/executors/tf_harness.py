@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.models import ActionRequest
+    from workflows.plans import ActionRequest
 
 
 class StepsInput(BaseModel):

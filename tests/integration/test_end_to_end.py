@@ -30,7 +30,7 @@ from worker.client import connect
 from worker.devserver import DevServer, free_port
 from worker.main import build_worker
 from worker.settings import REPO_ROOT, Settings
-from workflows.models import prometheus_fingerprint
+from workflows.alerts import prometheus_fingerprint
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
 

@@ -31,7 +31,8 @@ from tests.llm.fake_openai import FakeOpenAI
 from worker.devserver import DevServer
 from worker.main import build_worker
 from workflows.guardrails import ACTION_CONTRACTS
-from workflows.models import TERMINAL_PHASES, IncidentState, Phase
+from workflows.incident_models import IncidentState
+from workflows.phases import TERMINAL_PHASES, Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.kubernetes, pytest.mark.ansible]  # the plan is previewed
 __all__ = ["fake_llm"]  # the local OpenAI-compatible server, shared with the LLM tests

@@ -16,8 +16,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from tests.workflows.fakes import Fakes, events, make_alert, shipped, start, worker
+from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
-from workflows.models import Decision, IncidentConfig, IncidentState, Phase
+from workflows.incident_models import IncidentConfig, IncidentState
+from workflows.phases import Phase
 from workflows.policy import Policy
 
 REFIRES = 60

@@ -21,7 +21,7 @@ from tests.memory.fake_qdrant import FakeQdrant
 from worker.devserver import DevServer
 from worker.main import build_worker
 from workflows.investigation_models import MemoryQuery
-from workflows.models import Phase
+from workflows.phases import Phase
 
 pytestmark = pytest.mark.integration
 __all__ = ["fake_qdrant"]

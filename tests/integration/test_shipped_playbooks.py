@@ -35,8 +35,11 @@ from tests.workflows.fakes import CONFIG, shipped, start
 from worker.devserver import free_port
 from worker.main import build_worker
 from worker.settings import Settings
+from workflows.alerts import Alert, label_fingerprint
+from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
-from workflows.models import TERMINAL_PHASES, Alert, Decision, IncidentState, Phase, label_fingerprint
+from workflows.incident_models import IncidentState
+from workflows.phases import TERMINAL_PHASES, Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.kubernetes]
 

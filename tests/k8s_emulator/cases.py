@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.kubernetes import APPLIED, PREVIOUS, REVISION, owned_replicasets
 from tests.k8s_emulator.harness import KubeTarget, deployment, pod
 from workflows.kube_reads import DeploymentsQuery, DescribeQuery, EventsQuery, PodsQuery, RolloutHistoryQuery
-from workflows.models import ActionRequest
+from workflows.plans import ActionRequest
 
 
 def annotations_of(obj: dict[str, Any]) -> dict[str, str]:

@@ -25,7 +25,7 @@ from tests.k8s_emulator.runner import running_emulator, write_kubeconfig
 from tests.k8s_emulator.server import ClusterEmulator
 from worker.settings import Settings
 from workflows.actions import KubernetesAction
-from workflows.models import ActionRequest
+from workflows.plans import ActionRequest
 
 T = TypeVar("T")
 PAUSE = "registry.k8s.io/pause:3.9"  # a container that does nothing, for clusters that really run pods

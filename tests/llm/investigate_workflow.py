@@ -6,8 +6,10 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.alerts import Alert
+    from workflows.diagnosis import Diagnosis
+    from workflows.evidence import Evidence
     from workflows.investigation import InvestigationResult, investigate
-    from workflows.models import Alert, Diagnosis, Evidence
 
 
 class InvestigateInput(BaseModel):

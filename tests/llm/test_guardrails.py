@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from workflows.alerts import Alert
 from workflows.guardrails import (
     ACTION_CONTRACTS,
     ActionArgument,
@@ -18,7 +19,6 @@ from workflows.guardrails import (
 )
 from workflows.investigation import TOOLS, Investigator, data_block
 from workflows.investigation_models import LLMPolicy
-from workflows.models import Alert
 
 ALERT = Alert(
     fingerprint="g1",

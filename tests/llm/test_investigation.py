@@ -21,20 +21,14 @@ from tests.llm.investigate_workflow import InvestigateInput, InvestigateOutput, 
 from worker.main import investigation_activities
 from worker.settings import Settings
 from workflows.actions import AnsibleAction
+from workflows.alerts import Alert
 from workflows.catalogue import plan_for
+from workflows.diagnosis import Diagnosis, ProposedAction
+from workflows.evidence import Evidence, ProbeResult
 from workflows.guardrails import ACTION_CONTRACTS
-from workflows.models import (
-    Alert,
-    Diagnosis,
-    Evidence,
-    IncidentState,
-    Phase,
-    Plan,
-    PlannedAction,
-    ProbeResult,
-    ProposedAction,
-    TimelineEntry,
-)
+from workflows.incident_models import IncidentState, TimelineEntry
+from workflows.phases import Phase
+from workflows.plans import Plan, PlannedAction
 
 HEURISTIC = Diagnosis(
     category="unknown", confidence=0.2, explanation="no rule matched the evidence for ServiceDown"

@@ -13,10 +13,12 @@ from activities.llm import RESPONSE_FORMAT, LLMActivities, llm_diagnoser
 from tests.llm.conftest import llm_settings
 from tests.llm.fake_openai import FakeOpenAI
 from worker.devserver import free_port
+from workflows.alerts import Alert
+from workflows.diagnosis import Diagnosis
+from workflows.evidence import Evidence, ProbeResult
 from workflows.guardrails import LLMDiagnosis
 from workflows.investigation import TOOLS
 from workflows.investigation_models import ChatMessage, ChatRequest
-from workflows.models import Alert, Diagnosis, Evidence, ProbeResult
 
 REQUEST = ChatRequest(
     incident_id="incident-abc",

@@ -15,9 +15,13 @@ from tests.memory.conftest import OpenStore
 from worker.settings import REPO_ROOT
 from workflows import models
 from workflows.actions import AnsibleAction
+from workflows.alerts import Alert
+from workflows.diagnosis import Diagnosis
 from workflows.incident_memory import IncidentMemory
+from workflows.incident_models import IncidentState, TimelineEntry
 from workflows.investigation_models import MemoryQuery
-from workflows.models import Alert, Diagnosis, IncidentState, Phase, Plan, PlannedAction, TimelineEntry
+from workflows.phases import Phase
+from workflows.plans import Plan, PlannedAction
 
 
 def closed_incident(

@@ -12,7 +12,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.notify import NotifyActivities
 from tests.llm.fake_openai import start_local
-from workflows.models import NotifyReceipt, Phase, PhaseChange
+from workflows.notifications import NotifyReceipt, PhaseChange
+from workflows.phases import Phase
 
 
 @dataclass

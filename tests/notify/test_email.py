@@ -25,7 +25,7 @@ from activities.notify import NotifyActivities
 from tests.notify.support import change, run_notify
 from worker.devserver import free_port
 from worker.settings import Settings, SettingsError, load_settings
-from workflows.models import Phase
+from workflows.phases import Phase
 
 
 @dataclass

@@ -16,7 +16,8 @@ from activities.slack import APPROVE_ACTION, REJECT_ACTION, blocks
 from tests.notify.fake_slack import CHANNEL_ID, FakeSlack, fake_slack
 from tests.notify.support import change, receiver, run_notify
 from worker.settings import Settings, SettingsError, load_settings
-from workflows.models import NotifyReceipt, Phase, SlackMessage
+from workflows.notifications import NotifyReceipt, SlackMessage
+from workflows.phases import Phase
 
 TOKEN = "xoxb-test-token"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"

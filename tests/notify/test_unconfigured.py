@@ -18,8 +18,10 @@ from temporalio.worker import Replayer
 
 from tests.workflows.fakes import CONFIG, Fakes, make_alert, start, wait_phase, worker
 from workflows.activity_names import NOTIFY
+from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
-from workflows.models import Decision, IncidentState, Phase
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.notify import NotifyActivities
 from tests.notify.support import change, receiver, run_notify
 from worker.settings import Settings, SettingsError, load_settings
-from workflows.models import Phase
+from workflows.phases import Phase
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
 

@@ -31,7 +31,8 @@ from worker.client import connect
 from worker.devserver import DevServer, free_port
 from worker.main import build_worker
 from worker.telemetry import worker_runtime
-from workflows.models import IncidentState, Phase
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

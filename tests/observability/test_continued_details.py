@@ -10,8 +10,10 @@ from temporalio.testing import WorkflowEnvironment
 from tests.workflows import fakes as wf
 from tests.workflows.fakes import Fakes, make_alert, shipped, start, wait_phase, worker
 from tests.workflows.test_continue_as_new import LOW, TWO_APPROVERS, refire
+from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
-from workflows.models import Decision, IncidentState, Phase
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 
 QUEUE = "incident-continued-details"
 

@@ -18,8 +18,9 @@ from worker.devserver import free_port
 from worker.settings import Settings
 from worker.telemetry import worker_runtime
 from workflows import metrics
+from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
-from workflows.models import Decision, Phase
+from workflows.phases import Phase
 
 
 async def test_rollbacks_rejections_and_time_to_approvable_are_counted(time_env: WorkflowEnvironment) -> None:

@@ -29,10 +29,12 @@ from workflows.activity_names import (
     ExecutorOp,
     executor_op,
 )
+from workflows.evidence import ProbeResult
 from workflows.investigation_models import ProbeRequest
-from workflows.models import ActionOutcome, ActionRequest, PhaseChange, ProbeResult
+from workflows.notifications import PhaseChange
 from workflows.operation import OperationTargetWorkflow, OperationWorkflow
 from workflows.operation_models import OperationInput, OperationState
+from workflows.plans import ActionOutcome, ActionRequest
 from workflows.playbook import PinnedPlaybook
 
 PLAYBOOKS = REPO_ROOT / "playbooks"

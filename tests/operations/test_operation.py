@@ -10,8 +10,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from tests.operations.fakes import Ops, OpsFakes, pinned, restart
-from workflows.models import Decision, IncidentState, Phase
+from workflows.decisions import Decision
+from workflows.incident_models import IncidentState
 from workflows.operation_models import OperationInput, OperationState
+from workflows.phases import Phase
 
 HEALTH = pinned("ops_health_check.yaml")
 

@@ -19,8 +19,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from tests.api.support import wait_for
 from tests.api.test_cli import cli, failed_cleanly
 from workflows import search_attributes as sa
-from workflows.models import Phase
 from workflows.operation_models import OperationState
+from workflows.phases import Phase
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from workflows.models import Alert, label_fingerprint
+from workflows.alerts import Alert, label_fingerprint
 from workflows.playbook import PinnedPlaybook, Playbook
 
 

@@ -30,20 +30,15 @@ with workflow.unsafe.imports_passed_through():
         executor_op,
     )
     from workflows.activity_options import CallOptions
+    from workflows.alerts import Alert
     from workflows.checks import CheckSpec
+    from workflows.decisions import Decision
+    from workflows.diagnosis import Diagnosis
+    from workflows.evidence import Evidence, MetricSample, ProbeResult
     from workflows.interpreter import PlaybookInterpreter
     from workflows.investigation_models import ProbeRequest, PromQuery
-    from workflows.models import (
-        ActionOutcome,
-        ActionRequest,
-        Alert,
-        Decision,
-        Diagnosis,
-        Evidence,
-        MetricSample,
-        Phase,
-        ProbeResult,
-    )
+    from workflows.phases import Phase
+    from workflows.plans import ActionOutcome, ActionRequest
     from workflows.playbook import PinnedPlaybook
     from workflows.playbook_host import ApprovalRequest, ApprovalResult, PlaybookResult
     from workflows.policy import Policy, Usage

@@ -13,7 +13,10 @@ from temporalio.worker import Replayer
 
 from tests.playbooks.builders import alert, ansible, pin, playbook, probe_verify, scale
 from tests.playbooks.host import Fakes, HostInput, HostReport, PlaybookTestHost, Run, detail, events, find
-from workflows.models import Decision, Diagnosis, Evidence, Phase
+from workflows.decisions import Decision
+from workflows.diagnosis import Diagnosis
+from workflows.evidence import Evidence
+from workflows.phases import Phase
 from workflows.policy import Policy, Usage, Window
 
 DEV = {"environment": "dev", "service": "web"}

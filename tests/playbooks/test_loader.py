@@ -11,7 +11,7 @@ import pytest
 from worker.playbooks import CatalogueError, load_catalogue, load_files, load_playbook
 from worker.settings import REPO_ROOT
 from worker.yaml_source import SourceError
-from workflows.models import Alert, label_fingerprint
+from workflows.alerts import Alert, label_fingerprint
 
 MALFORMED = Path(__file__).parent / "malformed"
 SHIPPED = REPO_ROOT / "playbooks"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from workflows.models import Diagnosis
+from workflows.diagnosis import Diagnosis
 from workflows.templating import ANY, SCALAR, Reference, TemplateError, check_reference, references, render
 
 CONTEXT: dict[str, Any] = {

@@ -21,7 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from worker.main import build_worker
 from worker.settings import REPO_ROOT, Settings
-from workflows.models import Decision, IncidentState, Phase
+from workflows.decisions import Decision
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 
 pytestmark = pytest.mark.ansible
 EXAMPLES = REPO_ROOT / "deploy" / "examples"

@@ -36,8 +36,10 @@ from tests.workflows.fakes import (
 )
 from worker.client import register_search_attributes
 from workflows.activity_names import KUBE_EVENTS, KUBE_LOGS, KUBE_ROLLOUT_HISTORY, METRICS_QUERY
+from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
-from workflows.models import Decision, IncidentConfig, Phase
+from workflows.incident_models import IncidentConfig
+from workflows.phases import Phase
 from workflows.playbook import PinnedPlaybook
 from workflows.policy import Policy
 

@@ -15,8 +15,9 @@ from temporalio.testing import ActivityEnvironment
 from activities.evidence import EvidenceActivities
 from activities.probe import ProbeActivities
 from worker.settings import Settings
+from workflows.alerts import Alert
 from workflows.investigation_models import ProbeRequest
-from workflows.models import Alert, VerifyRequest
+from workflows.plans import VerifyRequest
 
 REDIRECTS = {
     "/to-metadata": "http://169.254.169.254/latest/meta-data/",

@@ -15,7 +15,7 @@ from typing import TypeVar
 import httpx
 
 from worker.devserver import free_port, temporal_cli
-from workflows.models import IncidentState
+from workflows.incident_models import IncidentState
 
 REMEDIATOR = str(Path(sys.executable).parent / "remediator")
 T = TypeVar("T")

@@ -26,7 +26,9 @@ from tests.credentials import ApiKeys
 from tests.stack.devstack import REMEDIATOR, Dev, alive, children, wait_for
 from worker.devserver import free_port, port_is_free
 from workflows import search_attributes as sa
-from workflows.models import TERMINAL_PHASES, IncidentState, Phase, label_fingerprint
+from workflows.alerts import label_fingerprint
+from workflows.incident_models import IncidentState
+from workflows.phases import TERMINAL_PHASES, Phase
 
 pytestmark = pytest.mark.integration
 

@@ -43,8 +43,12 @@ from workflows.activity_names import (
     ExecutorOp,
     executor_op,
 )
+from workflows.alerts import Alert
+from workflows.diagnosis import DiagnoseRequest, Diagnosis
+from workflows.evidence import Evidence, MetricSample, ProbeResult
 from workflows.incident import IncidentWorkflow
 from workflows.incident_memory import IncidentMemory
+from workflows.incident_models import IncidentConfig, IncidentInput, IncidentState
 from workflows.investigation_models import LLMPolicy, ProbeRequest, PromQuery
 from workflows.kube_reads import (
     EventList,
@@ -55,22 +59,9 @@ from workflows.kube_reads import (
     RolloutHistoryQuery,
 )
 from workflows.limiter import RemediationLimiter
-from workflows.models import (
-    ActionOutcome,
-    ActionRequest,
-    Alert,
-    DiagnoseRequest,
-    Diagnosis,
-    Evidence,
-    IncidentConfig,
-    IncidentInput,
-    IncidentState,
-    MetricSample,
-    Phase,
-    PhaseChange,
-    ProbeResult,
-    VerifyRequest,
-)
+from workflows.notifications import PhaseChange
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome, ActionRequest, VerifyRequest
 from workflows.playbook import PinnedPlaybook
 from workflows.policy import Policy
 

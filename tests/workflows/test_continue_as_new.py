@@ -15,17 +15,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows import fakes as wf
 from tests.workflows.fakes import CONFIG, Fakes, make_alert, shipped, start, wait_phase, worker
+from workflows.alerts import Alert
+from workflows.decisions import Decision
+from workflows.diagnosis import Diagnosis
+from workflows.evidence import Evidence
 from workflows.incident import IncidentWorkflow
-from workflows.models import (
-    Alert,
-    Continuation,
-    Decision,
-    Diagnosis,
-    Evidence,
-    IncidentState,
-    JournalEntry,
-    Phase,
-)
+from workflows.incident_models import Continuation, IncidentState, JournalEntry
+from workflows.phases import Phase
 from workflows.playbook import PinnedPlaybook, Playbook
 from workflows.policy import Policy
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from workflows.approvals import ApprovalDesk
-from workflows.models import Approval, Decision, Phase
+from workflows.decisions import Approval, Decision
+from workflows.phases import Phase
 from workflows.playbook_host import ApprovalRequest, PlaybookResult, StepRecord
 from workflows.playbook_run import final_phase, without_auto_approval
 from workflows.policy import ActionContext, Policy, evaluate

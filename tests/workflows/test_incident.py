@@ -27,18 +27,14 @@ from tests.workflows.fakes import (
     worker,
 )
 from workflows.activity_names import GATHER_EVIDENCE, VERIFY
+from workflows.alerts import Alert
+from workflows.decisions import Decision, DecisionRequest
+from workflows.diagnosis import Diagnosis, ProposedAction
+from workflows.evidence import Evidence
 from workflows.incident import IncidentWorkflow
-from workflows.models import (
-    Alert,
-    Decision,
-    DecisionRequest,
-    Diagnosis,
-    Evidence,
-    IncidentState,
-    Phase,
-    ProposedAction,
-    VerifyRequest,
-)
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
+from workflows.plans import VerifyRequest
 from workflows.policy import Policy
 
 SERVICE_DOWN = shipped("service_down.yaml")

@@ -32,9 +32,11 @@ from tests.workflows.fakes import (
     wait_event,
     worker,
 )
+from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
+from workflows.incident_models import IncidentState
 from workflows.limiter import AcquireRequest, LimiterState, ReleaseRequest, RemediationLimiter, UsageRequest
-from workflows.models import Decision, IncidentState, Phase
+from workflows.phases import Phase
 from workflows.policy import Limits, Policy
 
 # A verify step: a change auto-approves only when the playbook can verify it.

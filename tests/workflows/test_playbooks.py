@@ -23,8 +23,12 @@ from tests.workflows.fakes import Fakes, detail, events, shipped, start, wait_ev
 from worker.client import register_search_attributes
 from worker.dry_run import load_sample
 from workflows.activity_names import KUBE_EVENTS, KUBE_LOGS, KUBE_ROLLOUT_HISTORY
+from workflows.alerts import Alert
+from workflows.decisions import Decision, DecisionRequest
+from workflows.evidence import Evidence
 from workflows.incident import IncidentWorkflow
-from workflows.models import Alert, Decision, DecisionRequest, Evidence, IncidentState, Phase
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 from workflows.policy import Policy
 
 SAMPLES = Path(__file__).parents[1] / "playbooks" / "samples"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from workflows.models import IncidentState, Phase
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 from workflows.storm import Absorbed, StormInput, StormState, StormWorkflow
 
 

@@ -30,8 +30,10 @@ from tests.workflows.fakes import Fakes, detail, events, make_alert, settled, sh
 from worker.settings import REPO_ROOT, Settings
 from workflows.activity_names import ExecutorOp, executor_op
 from workflows.incident import IncidentWorkflow
+from workflows.incident_models import IncidentState
 from workflows.limiter import RemediationLimiter
-from workflows.models import ActionRequest, IncidentState, Phase
+from workflows.phases import Phase
+from workflows.plans import ActionRequest
 
 pytestmark = pytest.mark.ansible
 SERVICE_DOWN = shipped("service_down.yaml")

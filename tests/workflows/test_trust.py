@@ -24,8 +24,11 @@ from tests.workflows.fakes import (
     wait_phase,
     worker,
 )
+from workflows.alerts import Alert
+from workflows.decisions import DecisionRequest
 from workflows.incident import IncidentWorkflow
-from workflows.models import Alert, DecisionRequest, IncidentState, Phase
+from workflows.incident_models import IncidentState
+from workflows.phases import Phase
 from workflows.policy import Policy
 
 SERVICE_DOWN = shipped("service_down.yaml")

@@ -41,9 +41,12 @@ with workflow.unsafe.imports_passed_through():
         READ_RETRY,
         CallOptions,
     )
+    from workflows.alerts import Alert, label_fingerprint
     from workflows.approvals import ApprovalHandlers
     from workflows.failures import error_text
-    from workflows.models import ActionOutcome, Alert, IncidentConfig, IncidentState, Phase, label_fingerprint
+    from workflows.incident_models import IncidentConfig, IncidentState
+    from workflows.phases import Phase
+    from workflows.plans import ActionOutcome
     from workflows.playbook_host import ApprovalRequest
     from workflows.policy import Policy
     from workflows.runtime import IncidentRuntime
