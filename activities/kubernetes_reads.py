@@ -3,7 +3,7 @@
 Each is a synchronous activity on the official client that returns a compact typed model (the
 shapes of workflows/kube_reads.py), never the raw objects: a pod list is a few lines per pod, not
 the kilobytes of its spec. They are registered as `kube_<tool>`, the names the investigation offers
-the model (workflows/investigation.py); `kube_log_templates` hands logs on only as Drain3 templates.
+the model (workflows/investigation_tools.py); `kube_log_templates` hands logs on only as Drain3 templates.
 """
 
 from __future__ import annotations

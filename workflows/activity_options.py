@@ -25,6 +25,18 @@ READ_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=
 APPLY_RETRY = RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2))
 NOTIFY_TIMEOUT = timedelta(seconds=30)
 LIMITS_TIMEOUT = timedelta(seconds=30)
+# The LLM investigation (workflows/investigation.py). Rate limits and 5xx are retried by Temporal (the
+# activity raises them retryable, honouring Retry-After); a bounded number of attempts keeps a dead
+# model from stalling the incident.
+LLM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=4,
+)
+TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
+TOOL_TIMEOUT = timedelta(minutes=2)
+POLICY_TIMEOUT = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)

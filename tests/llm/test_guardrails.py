@@ -17,8 +17,10 @@ from workflows.guardrails import (
     QuotedEvidence,
     check,
 )
-from workflows.investigation import TOOLS, Investigator, data_block
+from workflows.investigation import Investigator
 from workflows.investigation_models import LLMPolicy
+from workflows.investigation_prompt import data_block
+from workflows.investigation_tools import TOOLS
 
 ALERT = Alert(
     fingerprint="g1",

@@ -17,8 +17,8 @@ from workflows.alerts import Alert
 from workflows.diagnosis import Diagnosis
 from workflows.evidence import Evidence, ProbeResult
 from workflows.guardrails import LLMDiagnosis
-from workflows.investigation import TOOLS
 from workflows.investigation_models import ChatMessage, ChatRequest
+from workflows.investigation_tools import TOOLS
 
 REQUEST = ChatRequest(
     incident_id="incident-abc",

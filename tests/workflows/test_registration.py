@@ -20,7 +20,7 @@ from worker.settings import REPO_ROOT
 from workflows import activity_names as names
 from workflows.actions import ActionSpec
 from workflows.checks import CheckSpec, PreviewCheck
-from workflows.investigation import TOOLS
+from workflows.investigation_tools import TOOLS
 
 DRY_RUN = {names.DRYRUN_CHECK, names.DRYRUN_PREVIEW}  # the `playbook test` worker's, not build_worker's
 
