@@ -30,6 +30,7 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from worker.sandbox import SANDBOX_RUNNER
 from worker.yaml_source import load_yaml
 from workflows.activity_names import DRYRUN_CHECK, DRYRUN_PREVIEW
 from workflows.alerts import Alert, label_fingerprint
@@ -141,7 +142,13 @@ async def dry_run_on(client: Client, pinned: PinnedPlaybook, policy: Policy, sam
     canned = CannedActivities(sample.outputs)
     queue = f"dryrun-{uuid.uuid4()}"
     activities: list[Callable[..., Any]] = [canned.check, canned.preview]
-    async with Worker(client, task_queue=queue, workflows=[PlaybookDryRunWorkflow], activities=activities):
+    async with Worker(
+        client,
+        task_queue=queue,
+        workflows=[PlaybookDryRunWorkflow],
+        activities=activities,
+        workflow_runner=SANDBOX_RUNNER,
+    ):
         inp = DryRunInput(pinned=pinned, policy=policy, alert=sample.alert, diagnosis=sample.diagnosis)
         try:
             return await client.execute_workflow(

@@ -23,6 +23,7 @@ from activities.notify import NotifyActivities
 from activities.probe import ProbeActivities
 from activities.terraform import TerraformExecutor
 from worker.plugins import load_plugins, with_plugins
+from worker.sandbox import SANDBOX_RUNNER
 from worker.settings import Settings
 from workflows.incident import IncidentWorkflow
 from workflows.limiter import RemediationLimiter
@@ -126,6 +127,7 @@ def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -
         workflows=workflows,
         activities=activities,
         activity_executor=pool,
+        workflow_runner=SANDBOX_RUNNER,
         # Never more activities than threads: see Settings.worker_activity_slots.
         max_concurrent_activities=min(settings.worker_activity_slots, pool._max_workers),
         max_cached_workflows=settings.worker_cached_workflows,

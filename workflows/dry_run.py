@@ -11,19 +11,18 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.actions import ActionSpec
-    from workflows.activity_names import DRYRUN_CHECK, DRYRUN_PREVIEW
-    from workflows.activity_options import CallOptions
-    from workflows.alerts import Alert
-    from workflows.checks import CHECK_OUTPUTS, CheckSpec
-    from workflows.diagnosis import Diagnosis
-    from workflows.interpreter import PlaybookInterpreter
-    from workflows.phases import Phase
-    from workflows.plans import ActionOutcome, ActionRequest
-    from workflows.playbook import PinnedPlaybook
-    from workflows.playbook_host import ApprovalRequest, ApprovalResult, PlaybookResult
-    from workflows.policy import Policy, Usage
+from workflows.actions import ActionSpec
+from workflows.activity_names import DRYRUN_CHECK, DRYRUN_PREVIEW
+from workflows.activity_options import CallOptions
+from workflows.alerts import Alert
+from workflows.checks import CHECK_OUTPUTS, CheckSpec
+from workflows.diagnosis import Diagnosis
+from workflows.interpreter import PlaybookInterpreter
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome, ActionRequest
+from workflows.playbook import PinnedPlaybook
+from workflows.playbook_host import ApprovalRequest, ApprovalResult, PlaybookResult
+from workflows.policy import Policy, Usage
 
 
 class DryRunInput(BaseModel):

@@ -19,36 +19,35 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-with workflow.unsafe.imports_passed_through():
-    from workflows import search_attributes as sa
-    from workflows.actions import RISK_ORDER, acted_on
-    from workflows.activity_names import DIAGNOSE, GATHER_EVIDENCE, MEMORY_RECORD_INCIDENT, VERIFY
-    from workflows.activity_options import (
-        ACTION_HEARTBEAT,
-        ACTION_TIMEOUT,
-        APPLY_RETRY,
-        READ_RETRY,
-        CallOptions,
-    )
-    from workflows.alerts import Alert
-    from workflows.approvals import ApprovalHandlers, Trust
-    from workflows.catalogue import plan_for, refusal
-    from workflows.continuation import CONTINUE_AS_NEW_PATCH, ContinueAsNewDue, Diverged, ResumableRuntime
-    from workflows.diagnosis import DiagnoseRequest, Diagnosis
-    from workflows.evidence import Evidence
-    from workflows.failures import REFUSED_TARGETS_PATCH, error_text, refused_target
-    from workflows.incident_memory import IncidentMemory
-    from workflows.incident_models import IncidentInput, IncidentState
-    from workflows.interpreter import CLEAN_PREVIEW_PATCH, TRUSTED_CONTEXT_PATCH
-    from workflows.investigation import investigate
-    from workflows.phases import Phase
-    from workflows.plans import ActionOutcome, Plan, PlannedAction, VerifyRequest
-    from workflows.playbook import ParamError, resolve_params
-    from workflows.playbook_host import ApprovalRequest
-    from workflows.playbook_run import DRY_RUN_ENDING, final_phase, run_playbook
-    from workflows.policy import ActionContext, Verdict
-    from workflows.policy import evaluate as evaluate_policy
-    from workflows.ui_details import line
+from workflows import search_attributes as sa
+from workflows.actions import RISK_ORDER, acted_on
+from workflows.activity_names import DIAGNOSE, GATHER_EVIDENCE, MEMORY_RECORD_INCIDENT, VERIFY
+from workflows.activity_options import (
+    ACTION_HEARTBEAT,
+    ACTION_TIMEOUT,
+    APPLY_RETRY,
+    READ_RETRY,
+    CallOptions,
+)
+from workflows.alerts import Alert
+from workflows.approvals import ApprovalHandlers, Trust
+from workflows.catalogue import plan_for, refusal
+from workflows.continuation import CONTINUE_AS_NEW_PATCH, ContinueAsNewDue, Diverged, ResumableRuntime
+from workflows.diagnosis import DiagnoseRequest, Diagnosis
+from workflows.evidence import Evidence
+from workflows.failures import REFUSED_TARGETS_PATCH, error_text, refused_target
+from workflows.incident_memory import IncidentMemory
+from workflows.incident_models import IncidentInput, IncidentState
+from workflows.interpreter import CLEAN_PREVIEW_PATCH, TRUSTED_CONTEXT_PATCH
+from workflows.investigation import investigate
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome, Plan, PlannedAction, VerifyRequest
+from workflows.playbook import ParamError, resolve_params
+from workflows.playbook_host import ApprovalRequest
+from workflows.playbook_run import DRY_RUN_ENDING, final_phase, run_playbook
+from workflows.policy import ActionContext, Verdict
+from workflows.policy import evaluate as evaluate_policy
+from workflows.ui_details import line
 
 # Playbooks, policy and blast-radius limits after the diagnosis (issue 4); incidents started before
 # replay the catalogue path they began with.

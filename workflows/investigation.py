@@ -24,26 +24,25 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.activity_names import LLM_CHAT, LLM_POLICY, MEMORY_SEARCH
-    from workflows.activity_options import LLM_RETRY, POLICY_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
-    from workflows.alerts import Alert
-    from workflows.diagnosis import Diagnosis, EvidenceRef, ProposedAction
-    from workflows.evidence import Evidence
-    from workflows.failures import error_text
-    from workflows.guardrails import Checked, LLMDiagnosis, check
-    from workflows.investigation_models import (
-        ChatMessage,
-        ChatRequest,
-        ChatResult,
-        LLMPolicy,
-        MemoryQuery,
-        MemoryResult,
-        TokenUsage,
-        ToolCall,
-    )
-    from workflows.investigation_prompt import data_block, system_prompt
-    from workflows.investigation_tools import TOOLS, Tool
+from workflows.activity_names import LLM_CHAT, LLM_POLICY, MEMORY_SEARCH
+from workflows.activity_options import LLM_RETRY, POLICY_TIMEOUT, TOOL_RETRY, TOOL_TIMEOUT
+from workflows.alerts import Alert
+from workflows.diagnosis import Diagnosis, EvidenceRef, ProposedAction
+from workflows.evidence import Evidence
+from workflows.failures import error_text
+from workflows.guardrails import Checked, LLMDiagnosis, check
+from workflows.investigation_models import (
+    ChatMessage,
+    ChatRequest,
+    ChatResult,
+    LLMPolicy,
+    MemoryQuery,
+    MemoryResult,
+    TokenUsage,
+    ToolCall,
+)
+from workflows.investigation_prompt import data_block, system_prompt
+from workflows.investigation_tools import TOOLS, Tool
 
 T = TypeVar("T")
 Record = Callable[[str, str], None]

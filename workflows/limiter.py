@@ -23,9 +23,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.actions import Risk
-    from workflows.policy import HOUR, ActionContext, Limits, Policy, Usage, blast_radius_wait
+from workflows.actions import Risk
+from workflows.policy import HOUR, ActionContext, Limits, Policy, Usage, blast_radius_wait
 
 LIMITER_ID = "remediator-limiter"
 # Every update and signal adds a few events; well under Temporal's history limits.

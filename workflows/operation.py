@@ -31,24 +31,23 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError, FailureError
 from temporalio.workflow import ParentClosePolicy
 
-with workflow.unsafe.imports_passed_through():
-    from workflows import search_attributes as sa
-    from workflows.approvals import ApprovalHandlers
-    from workflows.decisions import Decision
-    from workflows.incident_models import IncidentState, PlaybookRef, TimelineEntry
-    from workflows.operation_models import (
-        FAILED,
-        OPERATION_WORKFLOW,
-        TARGET_WORKFLOW,
-        OperationInput,
-        OperationState,
-        TargetInput,
-        TargetResult,
-    )
-    from workflows.phases import Phase
-    from workflows.playbook_host import PlaybookResult
-    from workflows.playbook_run import final_phase, run_playbook
-    from workflows.runtime import IncidentRuntime
+from workflows import search_attributes as sa
+from workflows.approvals import ApprovalHandlers
+from workflows.decisions import Decision
+from workflows.incident_models import IncidentState, PlaybookRef, TimelineEntry
+from workflows.operation_models import (
+    FAILED,
+    OPERATION_WORKFLOW,
+    TARGET_WORKFLOW,
+    OperationInput,
+    OperationState,
+    TargetInput,
+    TargetResult,
+)
+from workflows.phases import Phase
+from workflows.playbook_host import PlaybookResult
+from workflows.playbook_run import final_phase, run_playbook
+from workflows.runtime import IncidentRuntime
 
 # The worst phase among the targets is the operation's; earlier in this list is worse.
 _SEVERITY = (Phase.FAILED, Phase.ROLLED_BACK, Phase.REJECTED, Phase.ESCALATED, Phase.CANCELLED)

@@ -14,10 +14,9 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.alerts import Alert
-    from workflows.incident_models import IncidentState, TimelineEntry
-    from workflows.phases import Phase
+from workflows.alerts import Alert
+from workflows.incident_models import IncidentState, TimelineEntry
+from workflows.phases import Phase
 
 STORM_WORKFLOW = "StormWorkflow"
 

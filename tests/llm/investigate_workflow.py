@@ -5,11 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel
 from temporalio import workflow
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.alerts import Alert
-    from workflows.diagnosis import Diagnosis
-    from workflows.evidence import Evidence
-    from workflows.investigation import InvestigationResult, investigate
+from workflows.alerts import Alert
+from workflows.diagnosis import Diagnosis
+from workflows.evidence import Evidence
+from workflows.investigation import InvestigationResult, investigate
 
 
 class InvestigateInput(BaseModel):

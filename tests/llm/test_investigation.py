@@ -19,6 +19,7 @@ from tests.llm.conftest import llm_settings
 from tests.llm.fake_openai import FakeOpenAI
 from tests.llm.investigate_workflow import InvestigateInput, InvestigateOutput, InvestigateWorkflow
 from worker.main import investigation_activities
+from worker.sandbox import SANDBOX_RUNNER
 from worker.settings import Settings
 from workflows.actions import AnsibleAction
 from workflows.alerts import Alert
@@ -83,6 +84,7 @@ async def investigate(
         task_queue=queue,
         workflows=[InvestigateWorkflow],
         activities=investigation_activities(settings),
+        workflow_runner=SANDBOX_RUNNER,
     ):
         handle = await env.client.start_workflow(
             InvestigateWorkflow.run,
@@ -161,9 +163,11 @@ async def test_tools_then_a_checked_structured_diagnosis(
     ]
     # and a replay of that history re-reads the recorded answers: deterministic, nothing re-billed
     requests = len(fake_llm.requests)
-    await Replayer(workflows=[InvestigateWorkflow], data_converter=pydantic_data_converter).replay_workflow(
-        await handle.fetch_history()
-    )
+    await Replayer(
+        workflows=[InvestigateWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=SANDBOX_RUNNER,
+    ).replay_workflow(await handle.fetch_history())
     assert len(fake_llm.requests) == requests
 
 

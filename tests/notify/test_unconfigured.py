@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from tests.workflows.fakes import CONFIG, Fakes, make_alert, start, wait_phase, worker
+from worker.sandbox import SANDBOX_RUNNER
 from workflows.activity_names import NOTIFY
 from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
@@ -58,7 +59,9 @@ async def test_without_a_channel_no_notify_activity_is_scheduled(
     assert NOTIFY not in activities and fakes.notifications == []
     assert "ansible.apply" in activities  # the incident itself ran as ever
     # A run that skipped its notifications replays on today's code.
-    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[IncidentWorkflow], data_converter=pydantic_data_converter, workflow_runner=SANDBOX_RUNNER
+    )
     result = await replayer.replay_workflow(await handle.fetch_history(), raise_on_replay_failure=False)
     assert result.replay_failure is None
 

@@ -20,6 +20,7 @@ from temporalio.worker import Worker
 
 from tests.registration import fake
 from worker.playbooks import load_playbook
+from worker.sandbox import SANDBOX_RUNNER
 from worker.settings import REPO_ROOT
 from workflows.activity_names import (
     ANSIBLE_APPLY,
@@ -130,6 +131,7 @@ class Ops:
             task_queue=self.queue,
             workflows=[OperationWorkflow, OperationTargetWorkflow],
             activities=self.fakes.activities(),
+            workflow_runner=SANDBOX_RUNNER,
         )
 
     async def start(self, inp: OperationInput, id: str = "") -> WorkflowHandle[Any, OperationState]:

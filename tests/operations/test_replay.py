@@ -11,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.operations.record import WORKFLOW_IDS
+from worker.sandbox import SANDBOX_RUNNER
 from workflows.operation import OperationTargetWorkflow, OperationWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -25,7 +26,9 @@ async def test_replay(path: Path) -> None:
     workflow_id = WORKFLOW_IDS[path.stem.split("-", 1)[1]]
     history = WorkflowHistory.from_json(workflow_id, json.loads(path.read_text()))
     replayer = Replayer(
-        workflows=[OperationWorkflow, OperationTargetWorkflow], data_converter=pydantic_data_converter
+        workflows=[OperationWorkflow, OperationTargetWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=SANDBOX_RUNNER,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"

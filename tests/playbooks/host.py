@@ -18,31 +18,33 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from worker.sandbox import SANDBOX_RUNNER
+from workflows.actions import ActionSpec
+from workflows.activity_names import (
+    EXECUTORS,
+    GATHER_EVIDENCE,
+    METRICS_QUERY,
+    PROBE_HTTP,
+    ExecutorOp,
+    executor_op,
+)
+from workflows.activity_options import CallOptions
+from workflows.alerts import Alert
+from workflows.checks import CheckSpec
+from workflows.decisions import Decision
+from workflows.diagnosis import Diagnosis
+from workflows.evidence import Evidence, MetricSample, ProbeResult
+from workflows.interpreter import PlaybookInterpreter
+from workflows.investigation_models import ProbeRequest, PromQuery
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome, ActionRequest
+from workflows.playbook import PinnedPlaybook
+from workflows.playbook_host import ApprovalRequest, ApprovalResult, PlaybookResult
+from workflows.policy import Policy, Usage
+from workflows.runtime import execute_check, execute_op
+
 with workflow.unsafe.imports_passed_through():
     from tests.registration import fake
-    from workflows.actions import ActionSpec
-    from workflows.activity_names import (
-        EXECUTORS,
-        GATHER_EVIDENCE,
-        METRICS_QUERY,
-        PROBE_HTTP,
-        ExecutorOp,
-        executor_op,
-    )
-    from workflows.activity_options import CallOptions
-    from workflows.alerts import Alert
-    from workflows.checks import CheckSpec
-    from workflows.decisions import Decision
-    from workflows.diagnosis import Diagnosis
-    from workflows.evidence import Evidence, MetricSample, ProbeResult
-    from workflows.interpreter import PlaybookInterpreter
-    from workflows.investigation_models import ProbeRequest, PromQuery
-    from workflows.phases import Phase
-    from workflows.plans import ActionOutcome, ActionRequest
-    from workflows.playbook import PinnedPlaybook
-    from workflows.playbook_host import ApprovalRequest, ApprovalResult, PlaybookResult
-    from workflows.policy import Policy, Usage
-    from workflows.runtime import execute_check, execute_op
 
 
 class HostInput(BaseModel):
@@ -255,6 +257,7 @@ class Run:
             task_queue=self.queue,
             workflows=[PlaybookTestHost],
             activities=self.fakes.activities(),
+            workflow_runner=SANDBOX_RUNNER,
         )
 
     async def start(self, inp: HostInput) -> WorkflowHandle[Any, HostReport]:

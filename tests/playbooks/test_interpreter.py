@@ -13,6 +13,7 @@ from temporalio.worker import Replayer
 
 from tests.playbooks.builders import alert, ansible, pin, playbook, probe_verify, scale
 from tests.playbooks.host import Fakes, HostInput, HostReport, PlaybookTestHost, Run, detail, events, find
+from worker.sandbox import SANDBOX_RUNNER
 from workflows.decisions import Decision
 from workflows.diagnosis import Diagnosis
 from workflows.evidence import Evidence
@@ -478,7 +479,9 @@ async def test_history_replays_deterministically(time_env: WorkflowEnvironment) 
         handle = await run.start(HostInput(pinned=pin(CHECK_DECIDE_ACT), alert=alert(**DEV)))
         await handle.result()
     history = await handle.fetch_history()
-    replayer = Replayer(workflows=[PlaybookTestHost], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[PlaybookTestHost], data_converter=pydantic_data_converter, workflow_runner=SANDBOX_RUNNER
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
 

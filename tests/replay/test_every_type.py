@@ -18,6 +18,7 @@ from temporalio.worker import Replayer
 
 from worker.main import WORKFLOWS
 from worker.plugins import _workflow_name
+from worker.sandbox import SANDBOX_RUNNER
 from workflows.dry_run import PlaybookDryRunWorkflow
 
 TESTS = Path(__file__).parents[1]
@@ -46,6 +47,10 @@ def test_every_workflow_type_has_a_recorded_history() -> None:
 )
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    replayer = Replayer(workflows=[TYPES[workflow_type(path)]], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[TYPES[workflow_type(path)]],
+        data_converter=pydantic_data_converter,
+        workflow_runner=SANDBOX_RUNNER,
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"

@@ -10,6 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from worker.sandbox import SANDBOX_RUNNER
 from workflows.activity_names import LLM_POLICY
 from workflows.incident import LLM_CONFIGURED_PATCH, IncidentWorkflow
 
@@ -71,6 +72,8 @@ def test_no_llm_policy_activity_without_a_model() -> None:
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(f"replay-{path.stem}", json.loads(path.read_text()))
-    replayer = Replayer(workflows=[IncidentWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[IncidentWorkflow], data_converter=pydantic_data_converter, workflow_runner=SANDBOX_RUNNER
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"

@@ -25,6 +25,7 @@ from temporalio.worker import Worker
 from activities.limits import LimitsActivities
 from tests.registration import fake
 from worker.playbooks import load_playbook
+from worker.sandbox import SANDBOX_RUNNER
 from worker.settings import REPO_ROOT
 from workflows.activity_names import (
     DIAGNOSE,
@@ -206,6 +207,7 @@ async def worker(
         task_queue=queue,
         workflows=[IncidentWorkflow, RemediationLimiter],
         activities=[*fakes.activities(), limits.acquire, limits.release, limits.usage],
+        workflow_runner=SANDBOX_RUNNER,
     ) as running:
         try:
             yield running

@@ -26,6 +26,7 @@ from tests.workflows.fakes import (
     wait_phase,
     worker,
 )
+from worker.sandbox import SANDBOX_RUNNER
 from workflows.activity_names import GATHER_EVIDENCE, VERIFY
 from workflows.alerts import Alert
 from workflows.decisions import Decision, DecisionRequest
@@ -140,7 +141,11 @@ async def test_resolved_after_action_is_only_recorded(time_env: WorkflowEnvironm
     acts = [a for a in fakes.activities() if getattr(a, "__temporal_activity_definition").name != VERIFY]
     alert = make_alert()
     async with Worker(
-        time_env.client, task_queue=QUEUE, workflows=[IncidentWorkflow], activities=[*acts, slow_verify]
+        time_env.client,
+        task_queue=QUEUE,
+        workflows=[IncidentWorkflow],
+        activities=[*acts, slow_verify],
+        workflow_runner=SANDBOX_RUNNER,
     ):
         handle = await start(time_env.client, alert, CONFIG.model_copy(update={"auto_approve": True}))
         await wait_phase(handle, Phase.VERIFYING)
@@ -189,7 +194,11 @@ async def test_update_validator_rejects_outside_approval(time_env: WorkflowEnvir
         a for a in fakes.activities() if getattr(a, "__temporal_activity_definition").name != GATHER_EVIDENCE
     ]
     async with Worker(
-        time_env.client, task_queue=QUEUE, workflows=[IncidentWorkflow], activities=[*acts, slow_gather]
+        time_env.client,
+        task_queue=QUEUE,
+        workflows=[IncidentWorkflow],
+        activities=[*acts, slow_gather],
+        workflow_runner=SANDBOX_RUNNER,
     ):
         handle = await start(time_env.client, make_alert())
         await wait_phase(handle, Phase.GATHERING)
@@ -218,7 +227,11 @@ async def test_update_validator_rejects_outside_approval(time_env: WorkflowEnvir
 async def test_failed_verification_rolls_back(time_env: WorkflowEnvironment) -> None:
     fakes = Fakes(verify_ok=False)
     async with Worker(
-        time_env.client, task_queue=QUEUE, workflows=[IncidentWorkflow], activities=fakes.activities()
+        time_env.client,
+        task_queue=QUEUE,
+        workflows=[IncidentWorkflow],
+        activities=fakes.activities(),
+        workflow_runner=SANDBOX_RUNNER,
     ):
         handle = await start(time_env.client, make_alert(), CONFIG.model_copy(update={"auto_approve": True}))
         state: IncidentState = await handle.result()
@@ -232,7 +245,11 @@ async def test_failed_verification_rolls_back(time_env: WorkflowEnvironment) -> 
 async def test_failed_apply_compensates_and_fails(time_env: WorkflowEnvironment) -> None:
     fakes = Fakes(apply_fails=True)
     async with Worker(
-        time_env.client, task_queue=QUEUE, workflows=[IncidentWorkflow], activities=fakes.activities()
+        time_env.client,
+        task_queue=QUEUE,
+        workflows=[IncidentWorkflow],
+        activities=fakes.activities(),
+        workflow_runner=SANDBOX_RUNNER,
     ):
         handle = await start(time_env.client, make_alert(), CONFIG.model_copy(update={"auto_approve": True}))
         state: IncidentState = await handle.result()

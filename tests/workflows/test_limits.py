@@ -32,6 +32,7 @@ from tests.workflows.fakes import (
     wait_event,
     worker,
 )
+from worker.sandbox import SANDBOX_RUNNER
 from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
 from workflows.incident_models import IncidentState
@@ -65,7 +66,12 @@ class Limited:
     async def worker(self, fakes: Fakes | None = None) -> AsyncIterator[None]:
         """IncidentWorkflow with `fakes` and the limiter; without fakes, the limiter alone."""
         if fakes is None:
-            running = Worker(self.client, task_queue=self.queue, workflows=[RemediationLimiter])
+            running = Worker(
+                self.client,
+                task_queue=self.queue,
+                workflows=[RemediationLimiter],
+                workflow_runner=SANDBOX_RUNNER,
+            )
         else:
             running = worker(self.client, fakes, self.queue, self.limiter)
         async with running:

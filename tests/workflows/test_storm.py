@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from worker.sandbox import SANDBOX_RUNNER
 from workflows.incident_models import IncidentState
 from workflows.phases import Phase
 from workflows.storm import Absorbed, StormInput, StormState, StormWorkflow
@@ -18,7 +19,9 @@ async def test_a_storm_counts_every_alert_and_reads_as_an_escalated_incident(
 ) -> None:
     queue = f"storm-{uuid.uuid4().hex[:8]}"
     start = datetime.now(UTC)
-    async with Worker(time_env.client, task_queue=queue, workflows=[StormWorkflow]):
+    async with Worker(
+        time_env.client, task_queue=queue, workflows=[StormWorkflow], workflow_runner=SANDBOX_RUNNER
+    ):
         handle = await time_env.client.start_workflow(
             StormWorkflow.run,
             StormInput(

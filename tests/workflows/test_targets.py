@@ -27,6 +27,7 @@ from activities.ansible import AnsibleExecutor
 from activities.limits import LimitsActivities
 from tests.registration import fake
 from tests.workflows.fakes import Fakes, detail, events, make_alert, settled, shipped, start
+from worker.sandbox import SANDBOX_RUNNER
 from worker.settings import REPO_ROOT, Settings
 from workflows.activity_names import ExecutorOp, executor_op
 from workflows.incident import IncidentWorkflow
@@ -76,6 +77,7 @@ async def real_ansible_worker(client: Client, fakes: RealAnsible) -> AsyncIterat
             workflows=[IncidentWorkflow, RemediationLimiter],
             activities=[*fakes.activities(), limits.acquire, limits.release, limits.usage],
             activity_executor=pool,
+            workflow_runner=SANDBOX_RUNNER,
         ):
             yield queue
 

@@ -32,24 +32,23 @@ from pydantic import BaseModel, Field
 from temporalio import activity, workflow
 from temporalio.exceptions import ActivityError
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.actions import AnsibleAction
-    from workflows.activity_options import (
-        ACTION_HEARTBEAT,
-        ACTION_TIMEOUT,
-        APPLY_RETRY,
-        READ_RETRY,
-        CallOptions,
-    )
-    from workflows.alerts import Alert, label_fingerprint
-    from workflows.approvals import ApprovalHandlers
-    from workflows.failures import error_text
-    from workflows.incident_models import IncidentConfig, IncidentState
-    from workflows.phases import Phase
-    from workflows.plans import ActionOutcome
-    from workflows.playbook_host import ApprovalRequest
-    from workflows.policy import Policy
-    from workflows.runtime import IncidentRuntime
+from workflows.actions import AnsibleAction
+from workflows.activity_options import (
+    ACTION_HEARTBEAT,
+    ACTION_TIMEOUT,
+    APPLY_RETRY,
+    READ_RETRY,
+    CallOptions,
+)
+from workflows.alerts import Alert, label_fingerprint
+from workflows.approvals import ApprovalHandlers
+from workflows.failures import error_text
+from workflows.incident_models import IncidentConfig, IncidentState
+from workflows.phases import Phase
+from workflows.plans import ActionOutcome
+from workflows.playbook_host import ApprovalRequest
+from workflows.policy import Policy
+from workflows.runtime import IncidentRuntime
 
 
 class JanitorRequest(BaseModel):

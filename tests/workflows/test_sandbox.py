@@ -1,0 +1,62 @@
+"""The workflow sandbox as the worker runs it: only model modules pass through, logic is sandboxed."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import uuid
+from pathlib import Path
+
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+import workflows.incident  # noqa: F401  (the host side of every module the probe loads)
+from tests.workflows.sandbox_probe import SandboxProbe, SandboxReport
+from worker.sandbox import MODEL_MODULES, SANDBOX_RUNNER
+
+WORKFLOWS_DIR = Path(__file__).parents[2] / "workflows"
+
+
+async def test_only_model_modules_pass_through_and_logic_cannot_read_the_clock(
+    time_env: WorkflowEnvironment,
+) -> None:
+    queue = f"sandbox-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        time_env.client, task_queue=queue, workflows=[SandboxProbe], workflow_runner=SANDBOX_RUNNER
+    ):
+        report = await time_env.client.execute_workflow(
+            SandboxProbe.run, id=f"sandbox-{queue}", task_queue=queue, result_type=SandboxReport
+        )
+    # A passed-through module is the worker's own module object; a sandboxed one is a fresh copy.
+    passed = {
+        name
+        for name, ident in report.modules.items()
+        if sys.modules.get(name) is not None and id(sys.modules[name]) == ident
+    }
+    # (a model module only another passed-through one imports never enters the sandbox's modules)
+    loaded = report.modules.keys()
+    assert passed == MODEL_MODULES & loaded
+    assert {"workflows.incident_models", "workflows.playbook", "workflows.policy"} <= passed
+    assert {"workflows.incident", "workflows.interpreter", "workflows.runtime", "workflows.approvals"} <= (
+        loaded - passed
+    )
+    # So a clock read in workflow logic fails the workflow task, where a model module's would not.
+    assert report.logic_clock_refused
+    assert not report.model_clock_refused
+
+
+def test_model_modules_import_only_model_modules() -> None:
+    """A passed-through module's imports are the worker's own too: a sandboxed copy of one of them
+    would give the sandbox a second class of the same name."""
+    for name in sorted(MODEL_MODULES):
+        tree = ast.parse((WORKFLOWS_DIR / f"{name.removeprefix('workflows.')}.py").read_text())
+        imported = {
+            node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+        } | {
+            f"workflows.{a.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "workflows"
+            for a in node.names
+        }
+        ours = {m for m in imported if m.startswith("workflows.")}
+        assert ours <= MODEL_MODULES, f"{name} imports {sorted(ours - MODEL_MODULES)}"
