@@ -13,15 +13,15 @@ from activities.memory_documents import Document, runbook_documents, tokens
 from tests.llm.fake_openai import FakeOpenAI
 from tests.memory.conftest import OpenStore
 from worker.settings import REPO_ROOT
-from workflows import models
 from workflows.actions import AnsibleAction
 from workflows.alerts import Alert
 from workflows.diagnosis import Diagnosis
+from workflows.evidence import Evidence
 from workflows.incident_memory import IncidentMemory
 from workflows.incident_models import IncidentState, TimelineEntry
 from workflows.investigation_models import MemoryQuery
 from workflows.phases import Phase
-from workflows.plans import Plan, PlannedAction
+from workflows.plans import ActionOutcome, Plan, PlannedAction
 
 
 def closed_incident(
@@ -239,7 +239,7 @@ async def test_memory_keeps_only_what_diagnosis_needs(open_store: OpenStore) -> 
     )
     planned = state.plan.actions[0] if state.plan else None
     assert planned is not None
-    planned.result = models.ActionOutcome(
+    planned.result = ActionOutcome(
         ok=True, summary="restarted checkout", diff="-DIFF-LINE\n+DIFF-LINE", details={"stdout": "TRANSCRIPT"}
     )
     state = state.model_copy(
@@ -248,7 +248,7 @@ async def test_memory_keeps_only_what_diagnosis_needs(open_store: OpenStore) -> 
                 update={"annotations": {"description": "ANNOTATION-TEXT " * 4000, "probe_url": "http://x"}}
             ),
             "evidence_summary": "EVIDENCE-BLOB",
-            "evidence": models.Evidence(notes=["EVIDENCE-NOTE " * 1000]),
+            "evidence": Evidence(notes=["EVIDENCE-NOTE " * 1000]),
         }
     )
     memory = IncidentMemory.of(state)
