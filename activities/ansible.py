@@ -57,7 +57,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.ansible_batches import Batches, wait_heartbeating
-from worker.settings import Settings
+from activities.config import Settings
 from workflows.actions import AnsibleAction
 from workflows.activity_names import ANSIBLE_APPLY, ANSIBLE_PREVIEW, ANSIBLE_ROLLBACK, ANSIBLE_SNAPSHOT
 from workflows.plans import ActionOutcome, ActionRequest, HostResult

@@ -13,8 +13,8 @@ import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from activities.config import Settings
 from activities.notify_channel import ChannelFailure, asking, outcome
-from worker.settings import Settings
 from workflows.notifications import NotifyReceipt, PhaseChange
 
 

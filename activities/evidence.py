@@ -14,13 +14,13 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.config import Settings
 from activities.evidence_kube import KubeEvidence, Workload
 from activities.evidence_queries import EvidenceQuery, evidence_queries, firing_query
 from activities.kubernetes import KubeCluster
 from activities.kubernetes_reads import KubernetesReads
 from activities.metrics import Prometheus
 from activities.probe import REFUSED, Prober
-from worker.settings import Settings
 from workflows.activity_names import GATHER_EVIDENCE, VERIFY
 from workflows.alerts import Alert
 from workflows.evidence import Evidence, MetricSample

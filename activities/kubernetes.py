@@ -30,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from worker.settings import Settings
+from activities.config import Settings
 
 REVISION = "deployment.kubernetes.io/revision"
 APPLIED = "remediator.io/applied"  # the idempotency key of the change the object carries

@@ -22,7 +22,7 @@ from temporalio import activity
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from worker.settings import Settings
+from activities.config import Settings
 from workflows.activity_names import LLM_CHAT, LLM_POLICY
 from workflows.alerts import Alert
 from workflows.diagnosis import Diagnosis

@@ -20,6 +20,7 @@ import openai
 from qdrant_client import AsyncQdrantClient
 from temporalio import activity
 
+from activities.config import Settings
 from activities.llm import make_client
 from activities.memory_documents import (
     Document,
@@ -32,7 +33,6 @@ from activities.memory_documents import (
 )
 from activities.memory_qdrant import QdrantDocuments
 from activities.memory_sqlite import SqliteDocuments
-from worker.settings import Settings
 from workflows.activity_names import MEMORY_RECORD_INCIDENT, MEMORY_SEARCH
 from workflows.alerts import Alert
 from workflows.incident_memory import IncidentMemory

@@ -9,7 +9,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from worker.settings import Settings
+from activities.config import Settings
 from workflows.activity_names import METRICS_QUERY
 from workflows.evidence import MetricSample
 from workflows.investigation_models import PromQuery

@@ -21,10 +21,10 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.config import Settings
 from activities.email import EmailChannel
 from activities.notify_channel import Channel, ChannelFailure
 from activities.slack import SlackChannel
-from worker.settings import Settings
 from workflows.activity_names import NOTIFY
 from workflows.notifications import NotifyReceipt, PhaseChange
 

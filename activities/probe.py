@@ -7,8 +7,8 @@ import time
 import httpx
 from temporalio import activity
 
+from activities.config import Settings
 from activities.outbound import AllowList, Refused
-from worker.settings import Settings
 from workflows.activity_names import PROBE_HTTP
 from workflows.evidence import ProbeResult
 from workflows.investigation_models import ProbeRequest

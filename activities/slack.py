@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
+from activities.config import Settings
 from activities.notify_channel import ChannelFailure, asking, clip
-from worker.settings import Settings
 from workflows.notifications import NotifyReceipt, PhaseChange, SlackMessage
 from workflows.phases import Phase
 

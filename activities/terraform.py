@@ -32,6 +32,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities import terraform_report as report
+from activities.config import Settings
 from activities.terraform_files import (
     MARKER_OUTPUT,
     StateMeta,
@@ -52,7 +53,6 @@ from activities.terraform_runner import (
     TerraformRun,
     terraform_command,
 )
-from worker.settings import Settings
 from workflows.actions import TerraformAction
 from workflows.activity_names import (
     TERRAFORM_APPLY,

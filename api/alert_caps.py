@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from worker.settings import Settings
+from activities.config import Settings
 from workflows.alerts import Alert
 
 MARKER = "…[truncated {} bytes]"

@@ -10,6 +10,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from temporalio.service import RetryConfig
 
+from activities.config import Settings
 from api import (
     errors,
     metrics,
@@ -27,7 +28,6 @@ from api.board import routes as board
 from api.body_limit import BodyLimit
 from api.ingest import Intake, Pinning
 from worker.client import connect
-from worker.settings import Settings
 from worker.telemetry import tracer_provider as process_tracer_provider
 
 # A Temporal blip gets two seconds of the SDK's retries; past that the sender (Alertmanager, Grafana,

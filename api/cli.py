@@ -7,6 +7,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from activities.config import SettingsError
 from api import (
     cli_alerts,
     cli_auth,
@@ -18,7 +19,6 @@ from api import (
     cli_playbooks,
     cli_stack,
 )
-from worker.settings import SettingsError
 
 
 class _Commands(TyperGroup):

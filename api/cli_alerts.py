@@ -16,8 +16,8 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
+from activities.config import load_settings
 from api.cli_incidents import ApiUrl, call, fail, full_id_column, out
-from worker.settings import load_settings
 
 
 def demo_health_url() -> str | None:

@@ -12,10 +12,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from activities.config import load_settings
 from api.auth.keys import KeyStore, KeyStoreError
 from api.auth.principal import GRANTS, Role
 from api.cli_incidents import fail, out, when
-from worker.settings import load_settings
 from workflows.actions import Risk
 
 app = typer.Typer()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.settings import get_settings
+from activities.config import get_settings
 
 app = typer.Typer()
 

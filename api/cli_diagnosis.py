@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from activities.config import Settings, load_settings
 from activities.logs import MAX_TEMPLATES, LogAnalysis, LogFormat, LogFormatError, analyze, decode
 from api.evaluation import EvalReport, ScenarioError, evaluate, load_scenarios
-from worker.settings import Settings, load_settings
 
 app = typer.Typer()
 logs_app = typer.Typer(help="Summarise logs into Drain3 templates.", no_args_is_help=True)

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
+from activities.config import load_settings
 from api.routes_incidents import workflow_id
-from worker.settings import load_settings
 from workflows.incident_models import IncidentState
 from workflows.phases import Phase
 from workflows.plans import ActionOutcome

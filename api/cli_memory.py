@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from activities.config import load_settings
 from activities.memory_documents import DocumentStore, MemoryUnavailable
 from activities.memory_sqlite import SqliteDocuments
 from api.cli_incidents import fail
-from worker.settings import load_settings
 from workflows.investigation_models import MemoryQuery, MemoryResult
 
 app = typer.Typer()

@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from activities.config import load_settings
 from worker.dry_run import load_sample, run_dry
 from worker.playbooks import (
     Catalogue,
@@ -23,7 +24,6 @@ from worker.playbooks import (
     load_playbook,
 )
 from worker.policy_file import LoadedPolicy, load_policy, policy_from_settings
-from worker.settings import load_settings
 from worker.yaml_source import SourceError
 from workflows.playbook import ApprovalStep, DecideStep, Playbook, Step
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from activities.config import Settings, get_settings
 from worker.devserver import PortInUse
-from worker.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from worker.stack import StackInfo

@@ -19,11 +19,11 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload, Payloads
 
+from activities.config import Settings
 from api import errors
 from api.auth.credentials import Authenticator
 from api.auth.deps import ReaderDep
 from worker.codec import CodecError, EncryptionCodec
-from worker.settings import Settings
 
 JSON = "application/json"
 Transform = Callable[[Sequence[Payload]], Awaitable[list[Payload]]]

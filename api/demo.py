@@ -24,13 +24,13 @@ import httpx
 import typer
 import yaml
 
+from activities.config import REPO_ROOT, Settings
 from activities.outbound import AllowList
 from activities.probe import probe
 from api.auth.keys import KeyStore, KeyStoreError
 from api.auth.principal import Role
 from api.dev_console import remediator_command
 from worker.devserver import free_port, port_is_free
-from worker.settings import REPO_ROOT, Settings
 from worker.stack import StackInfo
 from workflows.incident_models import IncidentState
 from workflows.phases import TERMINAL_PHASES

@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from pydantic import Field
 from temporalio.client import Client
 
+from activities.config import Settings
 from api.ingest import Pinning
 from api.schemas import ErrorBody
-from worker.settings import Settings
 
 
 def get_client(request: Request) -> Client:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from activities.config import Settings
 from activities.diagnosis import heuristic_diagnosis
 from activities.llm import Handler, llm_diagnoser
 from api.evaluation import EvalCase, EvalReport, Latency, LoadedScenario, TokenTotals
-from worker.settings import Settings
 from workflows.evidence import Evidence, LogSummary, MetricSample, ProbeResult
 from workflows.investigation_models import ProbeRequest, PromQuery
 from workflows.kube_reads import (

@@ -30,6 +30,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.config import Settings
 from api.alert_caps import AlertCaps
 from api.auth.principal import Principal
 from api.coalesce import Batcher
@@ -39,7 +40,6 @@ from api.storm import Reservation, StormControl, StormWindow, storm_window
 from api.trust import Refused, check
 from worker.playbooks import Catalogue, CatalogueError, load_catalogue
 from worker.policy_file import policy_from_settings
-from worker.settings import Settings
 from worker.telemetry import current_trace_id
 from worker.yaml_source import SourceError
 from workflows import search_attributes as sa

@@ -28,10 +28,10 @@ from prometheus_client import (
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from activities.config import Settings
 from api.deps import ClientDep, SettingsDep
 from api.ingest import WORKFLOW_TYPE
 from api.schemas import IngestOutcome
-from worker.settings import Settings
 from workflows.phases import Phase
 
 # A `_created` twin of every counter series doubles what Prometheus stores and no panel reads it.

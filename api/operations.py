@@ -37,9 +37,9 @@ from temporalio.client import (
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.config import Settings
 from api.ingest import WORKFLOW_TYPE as INCIDENT_WORKFLOW
 from api.ingest import Pinning
-from worker.settings import Settings
 from workflows import search_attributes as sa
 from workflows.durations import Duration
 from workflows.operation_models import (

@@ -9,12 +9,12 @@ from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowExecution, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.config import Settings
 from api.auth.deps import DeciderDep, ReaderDep
 from api.auth.principal import Principal
 from api.deps import AUTH_RESPONSES, ClientDep, SettingsDep
 from api.ingest import WORKFLOW_TYPE
 from api.schemas import FINGERPRINT_PATTERN, ErrorBody, IncidentSummary
-from worker.settings import Settings
 from workflows import search_attributes as sa
 from workflows.decisions import DecisionRequest, Via
 from workflows.incident_models import IncidentState

@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError
 
+from activities.config import Settings
 from activities.slack import APPROVE_ACTION, REJECT_ACTION
 from api.auth.credentials import Authenticator, Forbidden
 from api.auth.middleware import SLACK_SIGNED
@@ -37,7 +38,6 @@ from api.auth.principal import Permission
 from api.deps import ClientDep, SettingsDep
 from api.routes_incidents import ID_PREFIX, DecisionBody, decision_request, send_decision
 from api.schemas import FINGERPRINT_PATTERN, ErrorBody
-from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 

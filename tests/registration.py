@@ -16,9 +16,9 @@ from typing import Any, TypeVar, get_args
 
 from temporalio import activity
 
+from activities.config import Settings
 from activities.llm import activity_names
 from worker.main import build_activities
-from worker.settings import Settings
 from workflows.activity_names import EXECUTOR_OPS, executor_op
 from workflows.checks import CheckSpec, PreviewCheck
 from workflows.playbook import ActionStep, CheckStep, Playbook, RollbackStep, VerifyStep

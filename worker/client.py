@@ -13,8 +13,8 @@ from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
+from activities.config import Settings, get_settings
 from worker.codec import codec_for
-from worker.settings import Settings, get_settings
 from worker.telemetry import tracer_provider as process_tracer_provider
 from worker.telemetry import tracing_interceptors
 from workflows import search_attributes as sa

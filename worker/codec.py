@@ -10,12 +10,10 @@ one, making it active, and dropping the old one once no open history needs it.
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -23,8 +21,7 @@ from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-if TYPE_CHECKING:
-    from worker.settings import Settings
+from activities.config import Settings, parse_keys
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
@@ -33,25 +30,7 @@ DEV_KEY_FILE = "codec-keys"  # under the state dir: `remediator dev`'s own key
 
 
 class CodecError(Exception):
-    """A payload cannot be decrypted (unknown key id, tampered), or the keys are misconfigured."""
-
-
-def parse_keys(text: str) -> dict[str, bytes]:
-    """`kid=base64key,...` (REMEDIATOR_CODEC_KEYS) as key id -> 32-byte key."""
-    keys: dict[str, bytes] = {}
-    for entry in filter(None, (e.strip() for e in text.split(","))):
-        kid, sep, encoded = entry.partition("=")
-        kid = kid.strip()
-        if not (sep and kid):
-            raise CodecError(f"codec key {kid or entry[:8]!r}: write it as kid=base64key")
-        try:
-            key = base64.b64decode(encoded.strip(), validate=True)
-        except binascii.Error:
-            raise CodecError(f"codec key {kid!r}: not base64") from None
-        if len(key) != 32:
-            raise CodecError(f"codec key {kid!r}: {len(key)} bytes, AES-256 needs 32")
-        keys[kid] = key
-    return keys
+    """A payload cannot be decrypted (unknown key id, tampered), or the active key is not among the keys."""
 
 
 def new_key_entry(kid: str) -> str:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from activities.config import Settings
 from worker.client import connect
-from worker.settings import Settings
 from workflows import search_attributes as sa
 
 

@@ -10,6 +10,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.ansible import AnsibleExecutor
+from activities.config import Settings
 from activities.diagnosis import DiagnosisActivities
 from activities.evidence import EvidenceActivities
 from activities.kubernetes import KubeCluster
@@ -24,7 +25,6 @@ from activities.probe import ProbeActivities
 from activities.terraform import TerraformExecutor
 from worker.plugins import load_plugins, with_plugins
 from worker.sandbox import SANDBOX_RUNNER
-from worker.settings import Settings
 from workflows.incident import IncidentWorkflow
 from workflows.limiter import RemediationLimiter
 from workflows.operation import OperationTargetWorkflow, OperationWorkflow

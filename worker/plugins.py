@@ -30,7 +30,7 @@ from typing import Any
 
 from temporalio import activity, workflow
 
-from worker.settings import Settings
+from activities.config import Settings
 
 ENTRY_POINT_GROUP = "remediator.workflows"
 

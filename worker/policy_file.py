@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from worker.settings import Settings
+from activities.config import Settings
 from worker.yaml_source import load_yaml
 from workflows.policy import Policy
 

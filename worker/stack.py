@@ -20,10 +20,10 @@ from typing import Any
 import uvicorn
 from temporalio.client import Client
 
+from activities.config import Settings
 from worker.codec import with_dev_key
 from worker.devserver import DevServer, PortInUse
 from worker.main import run_worker
-from worker.settings import Settings
 
 LOCALHOST = "127.0.0.1"
 AppFactory = Callable[[Settings, str], Any]  # api.app.create_app; passed in because api sits above us

@@ -18,9 +18,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from activities.config import Settings
 from api.auth.principal import ANY, Principal, Role
 from worker.policy_file import ACCESS_SECTION
-from worker.settings import Settings
 from worker.yaml_source import load_yaml
 from workflows.actions import Risk
 from workflows.spec_errors import error_loc

@@ -11,11 +11,11 @@ import base64
 import binascii
 import logging
 
+from activities.config import Settings
 from api.auth.access import AccessPolicy, load_access
 from api.auth.keys import KeyStore, KeyStoreError
 from api.auth.oidc import InvalidToken, OidcVerifier
 from api.auth.principal import ANY, Principal, Role
-from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import httpx
 import jwt
 from starlette.concurrency import run_in_threadpool
 
-from worker.settings import Settings
+from activities.config import Settings
 
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]
 DISCOVERY_PATH = "/.well-known/openid-configuration"

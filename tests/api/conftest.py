@@ -17,13 +17,13 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from activities.config import Settings
 from api.app import create_app
 from tests.api import support
 from tests.api.support import LiveService, serve, serve_directory
 from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer
 from worker.main import build_worker
-from worker.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -22,8 +22,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from activities.config import Settings
 from worker.devserver import free_port
-from worker.settings import Settings
 from workflows.alerts import prometheus_fingerprint
 from workflows.incident_models import IncidentState
 from workflows.phases import Phase

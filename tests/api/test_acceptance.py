@@ -18,6 +18,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.config import Settings
 from api.alert_caps import SEARCH_ATTRIBUTE_BYTES
 from api.app import create_app
 from api.auth.keys import KeyStore
@@ -26,7 +27,6 @@ from tests.api.support import LIVE_SERVICE, serve, state_of, wait_for
 from tests.api.test_routes import start_input
 from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer
-from worker.settings import Settings
 from workflows import search_attributes as sa
 from workflows.alerts import prometheus_fingerprint
 from workflows.incident_models import IncidentState

@@ -24,13 +24,13 @@ import yaml
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 
+from activities.config import REPO_ROOT, Settings
 from api.app import create_app
 from api.auth.keys import KeyStore
 from api.auth.principal import Role
 from tests.api.support import LIVE_SERVICE, serve, state_of, wait_for, wait_for_phase
 from tests.credentials import ApiKeys
 from worker.devserver import DevServer, free_port
-from worker.settings import REPO_ROOT, Settings
 from workflows import search_attributes as sa
 from workflows.phases import Phase
 

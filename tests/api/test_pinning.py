@@ -11,10 +11,10 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from activities.config import REPO_ROOT, Settings
 from api.app import create_app
 from api.ingest import PinningError
 from tests.api.test_routes import post, start_input
-from worker.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.integration
 SHIPPED = REPO_ROOT / "playbooks"

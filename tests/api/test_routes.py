@@ -12,11 +12,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.config import Settings
 from api.app import create_app
 from tests.api.support import load, serve, uniquely, wait_for
 from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer, free_port
-from worker.settings import Settings
 from workflows import search_attributes as sa
 from workflows.alerts import Alert
 from workflows.incident_models import IncidentInput

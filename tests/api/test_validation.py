@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from activities.config import Settings
 from api.app import create_app
 from api.errors import field_path
 from tests.api.support import load, serve
 from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import free_port
-from worker.settings import Settings
 
 MAX_BODY = 64 * 1024
 Path = tuple[str | int, ...]

@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from activities.config import Settings
 from api.app import create_app
 from tests.api.support import serve
 from tests.credentials import ApiKeys
 from worker.devserver import free_port
-from worker.settings import Settings
 
 
 @pytest.fixture(scope="module")

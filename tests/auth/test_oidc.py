@@ -20,10 +20,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from activities.config import Settings, SettingsError, load_settings
 from api.app import create_app
 from tests.api.support import serve
 from worker.devserver import free_port
-from worker.settings import Settings, SettingsError, load_settings
 
 AUDIENCE = "remediator"
 KID = "test-key-1"

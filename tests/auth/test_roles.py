@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from activities.config import Settings
 from api.app import create_app
 from api.auth.principal import GRANTS, Permission, Role
 from tests.credentials import ApiKeys
-from worker.settings import Settings
 
 # (method, path, JSON body or None, the permission the route needs)
 ROUTES: list[tuple[str, str, Any, Permission]] = [

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from activities.config import Settings
 from api.app import create_app
 from api.auth.access import AccessError
 from api.auth.credentials import AuthConfigError
@@ -20,7 +21,6 @@ from api.auth.keys import KeyStore
 from api.auth.principal import Role
 from tests.api.support import serve
 from worker.devserver import free_port
-from worker.settings import Settings
 
 REMEDIATOR = str(Path(sys.executable).parent / "remediator")
 

@@ -28,11 +28,11 @@ import httpx
 import yaml
 from temporalio.client import Client
 
+from activities.config import REPO_ROOT, Settings
 from tests.credentials import ApiKeys
 from tests.stack.devstack import Dev
 from worker.client import connect
 from worker.devserver import free_port
-from worker.settings import REPO_ROOT, Settings
 from workflows.alerts import prometheus_fingerprint
 
 TICKS = os.sysconf("SC_CLK_TCK")

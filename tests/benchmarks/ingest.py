@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from activities.config import Settings
 from api.ingest import WORKFLOW_TYPE, Pinning, search_attributes
 from api.schemas import AlertmanagerWebhook
 from tests.benchmarks.harness import (
@@ -40,7 +41,6 @@ from tests.benchmarks.harness import (
 )
 from tests.stack.devstack import REMEDIATOR, wait_for
 from worker.devserver import free_port
-from worker.settings import Settings
 from workflows.incident_models import IncidentInput
 
 GROUP = 20

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
+from activities.config import Settings
 from api.app import create_app
 from api.auth.keys import KeyStore
 from api.auth.principal import ANY, Role
@@ -21,7 +22,6 @@ from tests.api.support import LiveService, serve, wait_for_phase
 from tests.api.test_live import fire, service_down
 from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer
-from worker.settings import Settings
 from workflows.phases import Phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]

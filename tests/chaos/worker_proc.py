@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 
+from activities.config import Settings
 from worker.client import connect
 from worker.main import run_worker
-from worker.settings import Settings
 
 
 async def main() -> None:

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from activities.config import Settings
 from tests.deploy.support import DEPLOY, image_pinned, unknown_settings
-from worker.settings import Settings
 from workflows import search_attributes as sa
 
 COMPOSE = DEPLOY / "compose.yaml"

@@ -22,6 +22,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from activities.config import Settings
 from api.auth.principal import Principal, Role
 from api.ingest import Intake, Pinning
 from api.schemas import Parsed
@@ -29,7 +30,6 @@ from tests.api.support import LIVE_RESTART, LIVE_SERVICE, LiveService, serve_dir
 from tests.chaos.harness import WorkerProcess
 from tests.conftest import binary
 from worker.devserver import DevServer
-from worker.settings import Settings
 from workflows.alerts import Alert
 from workflows.incident_models import IncidentState
 from workflows.phases import Phase

@@ -14,10 +14,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from activities.config import Settings
 from api.routes_health import router as health_router
 from tests.conftest import binary
 from tests.deploy.support import DEPLOY, image_pinned, unknown_settings
-from worker.settings import Settings
 
 KUSTOMIZE_DIR = DEPLOY / "kubernetes"
 KUBERNETES_VERSION = "1.37.0"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import ActivityEnvironment
 
+from activities.config import Settings
 from activities.diagnosis import DiagnosisActivities
 from activities.evidence import EvidenceActivities
 from activities.evidence_queries import evidence_queries
@@ -18,7 +19,6 @@ from tests.k8s_emulator.harness import KubeTarget, emulated
 from tests.k8s_emulator.runner import write_kubeconfig
 from tests.prometheus import running_prometheus, serving_metrics
 from worker.devserver import free_port
-from worker.settings import Settings
 from workflows.alerts import Alert
 from workflows.diagnosis import DiagnoseRequest
 from workflows.evidence import Evidence

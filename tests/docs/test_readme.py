@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from activities.config import Settings
 from api.cli import app
-from worker.settings import Settings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 CODE = "\n".join(re.findall(r"```(?:sh|bash|console)?\n(.*?)```", README, flags=re.S))

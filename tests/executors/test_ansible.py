@@ -24,8 +24,8 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
 from activities.ansible import AnsibleExecutor, play_hosts, target_host, untrusted_extravars
+from activities.config import Settings
 from tests.chaos.harness import ProcessTree, process_tree, wait_gone
-from worker.settings import Settings
 from workflows.actions import AnsibleAction
 from workflows.plans import ActionOutcome, ActionRequest
 

@@ -27,12 +27,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.config import Settings
 from activities.terraform import TerraformExecutor
 from tests.chaos.harness import KillScenario, ProcessTree, run_kill_scenario, wait_gone
 from tests.executors.tf_harness import StepsInput, TerraformStepsWorkflow
 from worker.devserver import DevServer
 from worker.main import build_activities
-from worker.settings import Settings
 from workflows.actions import TerraformAction
 from workflows.plans import ActionOutcome, ActionRequest
 

@@ -24,12 +24,12 @@ import httpx
 import pytest
 import uvicorn
 
+from activities.config import REPO_ROOT, Settings
 from api.app import create_app
 from tests.credentials import ApiKeys, ByRoute
 from worker.client import connect
 from worker.devserver import DevServer, free_port
 from worker.main import build_worker
-from worker.settings import REPO_ROOT, Settings
 from workflows.alerts import prometheus_fingerprint
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]

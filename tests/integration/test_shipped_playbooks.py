@@ -28,13 +28,13 @@ from aiohttp import web
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 
+from activities.config import Settings
 from tests.diagnosis.crashloop import POD, crashlooping_pod
 from tests.k8s_emulator.harness import RS_OWNER, KubeTarget, deployment, emulated, pod
 from tests.registration import called_by, real_activity_names
 from tests.workflows.fakes import CONFIG, shipped, start
 from worker.devserver import free_port
 from worker.main import build_worker
-from worker.settings import Settings
 from workflows.alerts import Alert, label_fingerprint
 from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow

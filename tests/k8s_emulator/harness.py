@@ -18,12 +18,12 @@ from typing import Any, TypeVar
 
 from temporalio.testing import ActivityEnvironment
 
+from activities.config import Settings
 from activities.kubernetes import KubeCluster, api_errors
 from activities.kubernetes_actions import KubernetesExecutor
 from activities.kubernetes_reads import KubernetesReads
 from tests.k8s_emulator.runner import running_emulator, write_kubeconfig
 from tests.k8s_emulator.server import ClusterEmulator
-from worker.settings import Settings
 from workflows.actions import KubernetesAction
 from workflows.plans import ActionRequest
 

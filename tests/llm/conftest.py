@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from activities.config import REPO_ROOT, Settings
 from tests.llm.fake_openai import FakeOpenAI
-from worker.settings import REPO_ROOT, Settings
 
 
 @pytest.fixture(scope="session")

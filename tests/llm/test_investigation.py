@@ -14,13 +14,13 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
+from activities.config import Settings
 from activities.memory import MemoryActivities, build_store
 from tests.llm.conftest import llm_settings
 from tests.llm.fake_openai import FakeOpenAI
 from tests.llm.investigate_workflow import InvestigateInput, InvestigateOutput, InvestigateWorkflow
 from worker.main import investigation_activities
 from worker.sandbox import SANDBOX_RUNNER
-from worker.settings import Settings
 from workflows.actions import AnsibleAction
 from workflows.alerts import Alert
 from workflows.catalogue import plan_for

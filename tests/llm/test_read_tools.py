@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from activities.config import Settings
 from activities.metrics import MetricsActivities
 from activities.probe import ProbeActivities
 from tests.llm.fake_openai import FakeOpenAI
 from tests.prometheus import running_prometheus
 from worker.devserver import free_port
-from worker.settings import Settings
 from workflows.investigation_models import ProbeRequest, PromQuery
 
 

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from activities.config import Settings
 from api.app import create_app
 from tests.credentials import ApiKeys
-from worker.settings import Settings
 
 LOGS = (
     "2024-05-01T10:00:00Z INFO GET /api/cart 200 14ms\n"

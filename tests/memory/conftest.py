@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from activities.config import Settings
 from activities.memory import MemoryStore, build_store
 from activities.memory_qdrant import QdrantDocuments
 from tests.llm.conftest import fake_llm
 from tests.memory.fake_qdrant import FakeQdrant
-from worker.settings import Settings
 
 __all__ = ["fake_llm"]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import SecretStr
 
+from activities.config import REPO_ROOT
 from activities.memory import MemoryActivities, MemoryStore, category_priors
 from activities.memory_documents import Document, runbook_documents, tokens
 from tests.llm.fake_openai import FakeOpenAI
 from tests.memory.conftest import OpenStore
-from worker.settings import REPO_ROOT
 from workflows.actions import AnsibleAction
 from workflows.alerts import Alert
 from workflows.diagnosis import Diagnosis

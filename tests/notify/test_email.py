@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from activities.config import Settings, SettingsError, load_settings
 from activities.notify import NotifyActivities
 from tests.notify.support import change, run_notify
 from worker.devserver import free_port
-from worker.settings import Settings, SettingsError, load_settings
 from workflows.phases import Phase
 
 

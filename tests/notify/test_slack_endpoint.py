@@ -10,6 +10,7 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from activities.config import Settings
 from activities.slack import APPROVE_ACTION
 from api.app import create_app
 from api.routes_slack import SignatureRefused, verify_signature
@@ -18,7 +19,6 @@ from tests.credentials import ApiKeys
 from tests.notify.fake_slack import FakeSlack, fake_slack
 from tests.notify.support import receiver
 from worker.devserver import free_port
-from worker.settings import Settings
 
 SECRET = "endpoint-test-signing-secret"
 POLICY = "access:\n  slack_users:\n    UALICE001: {principal: alice, roles: [approver]}\n"

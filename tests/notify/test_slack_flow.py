@@ -22,6 +22,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from activities.config import Settings
 from activities.slack import APPROVE_ACTION, REJECT_ACTION
 from api.app import create_app
 from tests.api.support import serve, wait_for
@@ -30,7 +31,6 @@ from tests.notify.fake_slack import Call, FakeSlack, fake_slack
 from tests.notify.support import Receiver, receiver
 from worker.devserver import DevServer
 from worker.main import build_worker
-from worker.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
 

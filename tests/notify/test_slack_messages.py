@@ -11,11 +11,11 @@ from pydantic import SecretStr
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.config import Settings, SettingsError, load_settings
 from activities.notify import NotifyActivities
 from activities.slack import APPROVE_ACTION, REJECT_ACTION, blocks
 from tests.notify.fake_slack import CHANNEL_ID, FakeSlack, fake_slack
 from tests.notify.support import change, receiver, run_notify
-from worker.settings import Settings, SettingsError, load_settings
 from workflows.notifications import NotifyReceipt, SlackMessage
 from workflows.phases import Phase
 

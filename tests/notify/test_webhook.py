@@ -11,9 +11,9 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.config import Settings, SettingsError, load_settings
 from activities.notify import NotifyActivities
 from tests.notify.support import change, receiver, run_notify
-from worker.settings import Settings, SettingsError, load_settings
 from workflows.phases import Phase
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()

@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from activities.config import REPO_ROOT
 from tests.observability.conftest import Driven, Stack
 from tests.prometheus import running_prometheus
-from worker.settings import REPO_ROOT
 from workflows import metrics
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]

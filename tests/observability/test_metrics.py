@@ -6,9 +6,9 @@ import socket
 
 import pytest
 
+from activities.config import Settings
 from tests.api.support import load
 from tests.observability.conftest import Driven, Samples, Stack, value
-from worker.settings import Settings
 from worker.telemetry import TelemetryError, install_worker_runtime, worker_runtime
 from workflows import metrics
 

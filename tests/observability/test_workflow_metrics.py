@@ -11,11 +11,11 @@ import uuid
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from activities.config import Settings
 from tests.observability.conftest import parse, value
 from tests.workflows.fakes import CONFIG, Fakes, make_alert, start, wait_phase, worker
 from worker.client import connect
 from worker.devserver import free_port
-from worker.settings import Settings
 from worker.telemetry import worker_runtime
 from workflows import metrics
 from workflows.decisions import Decision

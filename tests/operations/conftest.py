@@ -17,13 +17,13 @@ import pytest
 import yaml
 from temporalio.client import Client
 
+from activities.config import Settings
 from api.app import create_app
 from tests.api.support import serve
 from tests.api.test_cli import KEYS
 from tests.credentials import ApiKeys
 from worker.devserver import DevServer
 from worker.main import build_worker
-from worker.settings import Settings
 
 NODES = ("node-a", "node-b")
 

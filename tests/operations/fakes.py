@@ -18,10 +18,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
+from activities.config import REPO_ROOT
 from tests.registration import fake
 from worker.playbooks import load_playbook
 from worker.sandbox import SANDBOX_RUNNER
-from worker.settings import REPO_ROOT
 from workflows.activity_names import (
     ANSIBLE_APPLY,
     ANSIBLE_SNAPSHOT,

@@ -13,7 +13,7 @@ from typing import Any
 import ansible_runner
 import pytest
 
-from worker.settings import REPO_ROOT
+from activities.config import REPO_ROOT
 
 pytestmark = pytest.mark.ansible
 PLAYBOOKS = REPO_ROOT / "playbooks" / "ansible"

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
+from activities.config import Settings
 from api.app import create_app
 from tests.api.support import serve, wait_for
 from tests.api.test_cli import cli, failed_cleanly
 from worker.devserver import free_port
-from worker.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
 STARTED = re.compile(r"^started (operation-\S+):", re.MULTILINE)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from activities.config import REPO_ROOT
 from api.cli import app
-from worker.settings import REPO_ROOT
 
 runner = CliRunner()
 SHIPPED = REPO_ROOT / "playbooks"

@@ -10,7 +10,7 @@ from pathlib import Path
 import ansible_runner
 import pytest
 
-from worker.settings import REPO_ROOT
+from activities.config import REPO_ROOT
 
 pytestmark = pytest.mark.ansible
 PLAYBOOK = REPO_ROOT / "playbooks" / "ansible" / "disk_cleanup.yml"

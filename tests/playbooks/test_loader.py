@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from activities.config import REPO_ROOT
 from worker.playbooks import CatalogueError, load_catalogue, load_files, load_playbook
-from worker.settings import REPO_ROOT
 from worker.yaml_source import SourceError
 from workflows.alerts import Alert, label_fingerprint
 

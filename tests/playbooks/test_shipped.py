@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.config import REPO_ROOT
 from worker.dry_run import dry_run_on, load_sample
 from worker.playbooks import load_playbook
-from worker.settings import REPO_ROOT
 from workflows.dry_run import DryRunReport
 from workflows.policy import Policy
 

@@ -19,8 +19,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from activities.config import REPO_ROOT, Settings
 from worker.main import build_worker
-from worker.settings import REPO_ROOT, Settings
 from workflows.decisions import Decision
 from workflows.incident_models import IncidentState
 from workflows.phases import Phase

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from activities.config import REPO_ROOT, Settings
 from worker.devserver import DevServer
 from worker.main import WORKFLOWS, build_activities
 from worker.plugins import PluginError, load_plugins, named_modules, with_plugins
-from worker.settings import REPO_ROOT, Settings
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from activities.config import REPO_ROOT, Settings
 from worker.policy_file import DEFAULT_SOURCE, load_policy, policy_from_settings
-from worker.settings import REPO_ROOT, Settings
 from worker.yaml_source import SourceError
 
 EXAMPLE = REPO_ROOT / "deploy" / "policy.example.yaml"

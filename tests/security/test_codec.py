@@ -16,13 +16,13 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
+from activities.config import Settings, parse_keys
 from api.app import create_app
 from api.codec_server import create_codec_app
 from tests.api.support import serve
 from tests.credentials import ApiKeys, ByRoute
-from worker.codec import CodecError, EncryptionCodec, codec_for, parse_keys, with_dev_key
+from worker.codec import CodecError, EncryptionCodec, codec_for, with_dev_key
 from worker.devserver import DevServer
-from worker.settings import Settings
 
 
 def _key(kid: str) -> str:

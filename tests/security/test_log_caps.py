@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from activities.config import Settings
 from activities.logs import LineLimits, analyze
 from api.app import create_app
 from tests.credentials import ApiKeys
-from worker.settings import Settings
 
 MB = 1_048_576
 

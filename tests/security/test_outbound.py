@@ -12,9 +12,9 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.config import Settings
 from activities.evidence import EvidenceActivities
 from activities.probe import ProbeActivities
-from worker.settings import Settings
 from workflows.alerts import Alert
 from workflows.investigation_models import ProbeRequest
 from workflows.plans import VerifyRequest

@@ -22,11 +22,11 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from activities.config import REPO_ROOT
 from activities.limits import LimitsActivities
 from tests.registration import fake
 from worker.playbooks import load_playbook
 from worker.sandbox import SANDBOX_RUNNER
-from worker.settings import REPO_ROOT
 from workflows.activity_names import (
     DIAGNOSE,
     EXECUTOR_OPS,

@@ -9,6 +9,7 @@ from typing import get_args
 
 import pytest
 
+from activities.config import REPO_ROOT
 from activities.llm import activity_names
 from tests.operations.fakes import OpsFakes
 from tests.playbooks.host import Fakes as PlaybookFakes
@@ -16,7 +17,6 @@ from tests.registration import called_by, executor_ops, fake, real_activity_name
 from tests.workflows.fakes import PLAYBOOKS, Fakes
 from worker.dry_run import CannedActivities
 from worker.playbooks import load_playbook, playbook_files
-from worker.settings import REPO_ROOT
 from workflows import activity_names as names
 from workflows.actions import ActionSpec
 from workflows.checks import CheckSpec, PreviewCheck

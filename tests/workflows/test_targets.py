@@ -24,11 +24,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.ansible import AnsibleExecutor
+from activities.config import REPO_ROOT, Settings
 from activities.limits import LimitsActivities
 from tests.registration import fake
 from tests.workflows.fakes import Fakes, detail, events, make_alert, settled, shipped, start
 from worker.sandbox import SANDBOX_RUNNER
-from worker.settings import REPO_ROOT, Settings
 from workflows.activity_names import ExecutorOp, executor_op
 from workflows.incident import IncidentWorkflow
 from workflows.incident_models import IncidentState

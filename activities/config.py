@@ -1,5 +1,8 @@
 """Remediator's own settings: environment variables prefixed REMEDIATOR_.
 
+They sit below the activities (each reads its own configuration here, not from its input) and above the
+workflows, so the api, the worker and every activity import them without an arrow running back up.
+
 Temporal connection settings are not here on purpose: they come from Temporal's own environment
 configuration (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, profiles).
 """
@@ -19,11 +22,28 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from worker.codec import CodecError, parse_keys
 from workflows.incident_models import IncidentConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _HOSTNAME = re.compile(r"(?i)[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")
+
+
+def parse_keys(text: str) -> dict[str, bytes]:
+    """`kid=base64key,...` (REMEDIATOR_CODEC_KEYS) as key id -> 32-byte key (worker/codec.py uses them)."""
+    keys: dict[str, bytes] = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        kid, sep, encoded = entry.partition("=")
+        kid = kid.strip()
+        if not (sep and kid):
+            raise ValueError(f"codec key {kid or entry[:8]!r}: write it as kid=base64key")
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except binascii.Error:
+            raise ValueError(f"codec key {kid!r}: not base64") from None
+        if len(key) != 32:
+            raise ValueError(f"codec key {kid!r}: {len(key)} bytes, AES-256 needs 32")
+        keys[kid] = key
+    return keys
 
 
 class Settings(BaseSettings):
@@ -119,10 +139,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _codec_keys_parse(self) -> Settings:
-        try:
-            keys = parse_keys(self.codec_keys.get_secret_value())
-        except CodecError as err:
-            raise ValueError(str(err)) from None
+        keys = parse_keys(self.codec_keys.get_secret_value())
         if keys and self.codec_active_key not in keys and (self.codec_active_key or len(keys) > 1):
             raise ValueError(
                 f"REMEDIATOR_CODEC_ACTIVE_KEY {self.codec_active_key!r} must name one of the keys ({', '.join(keys)})"
