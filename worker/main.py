@@ -114,8 +114,13 @@ def investigation_activities(
     return [llm.policy, llm.chat, memory.record_incident, memory.search, probe, metrics]
 
 
+def activity_pool(settings: Settings) -> ThreadPoolExecutor:
+    """The threads the synchronous activities (ansible-runner, Terraform, kubectl) run on: one per slot."""
+    return ThreadPoolExecutor(max_workers=settings.worker_activity_slots, thread_name_prefix="activity")
+
+
 def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -> Worker:
-    """Synchronous activities (ansible-runner, Terraform) run on `pool`, which the caller owns.
+    """Synchronous activities run on `pool` (from activity_pool), which the caller owns.
 
     Workflow modules of your own (worker/plugins.py) are registered next to ours; a broken one raises
     PluginError naming it.
@@ -128,15 +133,13 @@ def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -
         activities=activities,
         activity_executor=pool,
         workflow_runner=SANDBOX_RUNNER,
-        # Never more activities than threads: see Settings.worker_activity_slots.
-        max_concurrent_activities=min(settings.worker_activity_slots, pool._max_workers),
+        # As many activities as activity_pool has threads: see Settings.worker_activity_slots.
+        max_concurrent_activities=settings.worker_activity_slots,
         max_cached_workflows=settings.worker_cached_workflows,
         graceful_shutdown_timeout=settings.worker_shutdown_grace,
     )
 
 
 async def run_worker(client: Client, settings: Settings) -> None:
-    with ThreadPoolExecutor(
-        max_workers=settings.worker_activity_slots, thread_name_prefix="activity"
-    ) as pool:
+    with activity_pool(settings) as pool:
         await build_worker(client, settings, pool).run()

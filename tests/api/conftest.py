@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -23,7 +22,7 @@ from tests.api import support
 from tests.api.support import LiveService, serve, serve_directory
 from tests.credentials import ApiKeys, ByRoute
 from worker.devserver import DevServer
-from worker.main import build_worker
+from worker.main import activity_pool, build_worker
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +67,7 @@ def live_settings(
 
 @pytest.fixture(scope="session")
 async def live_worker(dev_client: Client, live_settings: Settings) -> AsyncIterator[None]:
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="api-test-activity") as pool:
+    with activity_pool(live_settings) as pool:
         async with build_worker(dev_client, live_settings, pool):
             yield
 

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +28,7 @@ from api.app import create_app
 from tests.credentials import ApiKeys, ByRoute
 from worker.client import connect
 from worker.devserver import DevServer, free_port
-from worker.main import build_worker
+from worker.main import activity_pool, build_worker
 from workflows.alerts import prometheus_fingerprint
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
@@ -108,7 +107,7 @@ async def stack(
         )
     )
     client = await connect(dev_server.address)
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with activity_pool(settings) as pool:
         worker = build_worker(client, settings, pool)
         tasks = [asyncio.create_task(worker.run()), asyncio.create_task(server.serve())]
         while not server.started:

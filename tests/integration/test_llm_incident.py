@@ -9,7 +9,6 @@ import json
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from tests.k8s_emulator.harness import KubeTarget, emulated
 from tests.llm.conftest import fake_llm, llm_settings
 from tests.llm.fake_openai import FakeOpenAI
 from worker.devserver import DevServer
-from worker.main import build_worker
+from worker.main import activity_pool, build_worker
 from workflows.guardrails import ACTION_CONTRACTS
 from workflows.incident_models import IncidentState
 from workflows.phases import TERMINAL_PHASES, Phase
@@ -71,7 +70,7 @@ async def running(
         api_keys_file=tmp / "api-keys.json",
     )
     keys = ApiKeys.create(settings.api_keys_path)
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="llm-e2e") as pool:
+    with activity_pool(settings) as pool:
         async with (
             build_worker(client, settings, pool),
             serve(create_app(settings, dev_server.address)) as url,

@@ -5,7 +5,6 @@ local Qdrant REST server of tests/memory; each "machine" has its own state direc
 from __future__ import annotations
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ from tests.credentials import ApiKeys, ByRoute
 from tests.memory.conftest import backend_settings, fake_qdrant
 from tests.memory.fake_qdrant import FakeQdrant
 from worker.devserver import DevServer
-from worker.main import build_worker
+from worker.main import activity_pool, build_worker
 from workflows.investigation_models import MemoryQuery
 from workflows.phases import Phase
 
@@ -47,7 +46,7 @@ async def test_an_incident_closed_on_one_machine_is_recalled_on_another(
         "service": service,
         "annotations": {"summary": f"{service} p99 latency above 2s since the batch import"},
     }
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with activity_pool(first) as pool:
         async with (
             build_worker(dev_client, first, pool),
             serve(create_app(first, dev_server.address)) as url,

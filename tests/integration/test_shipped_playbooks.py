@@ -17,7 +17,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from tests.k8s_emulator.harness import RS_OWNER, KubeTarget, deployment, emulate
 from tests.registration import called_by, real_activity_names
 from tests.workflows.fakes import CONFIG, shipped, start
 from worker.devserver import free_port
-from worker.main import build_worker
+from worker.main import activity_pool, build_worker
 from workflows.alerts import Alert, label_fingerprint
 from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
@@ -109,7 +108,7 @@ async def real_worker(client: Client, kube: KubeTarget, prometheus: str, tmp: Pa
         ansible_inventory=str(inventory(tmp)),
         probe_allow=["127.0.0.1"],  # the OpsHealthCheck case probes a server of its own
     )
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="shipped") as pool:
+    with activity_pool(settings) as pool:
         async with build_worker(client, settings, pool):
             yield settings.task_queue
 

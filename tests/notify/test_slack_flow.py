@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ from tests.credentials import ApiKeys, ByRoute
 from tests.notify.fake_slack import Call, FakeSlack, fake_slack
 from tests.notify.support import Receiver, receiver
 from worker.devserver import DevServer
-from worker.main import build_worker
+from worker.main import activity_pool, build_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.ansible]
 
@@ -104,7 +103,7 @@ async def flow(
             slack_api_url=slack.api_url,
             notify_url=hook.url,
         )
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-flow") as pool:
+        with activity_pool(settings) as pool:
             async with (
                 build_worker(dev_client, settings, pool),
                 serve(create_app(settings, dev_server.address)) as url,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -29,7 +28,7 @@ from tests.api.test_live import fire, service_down
 from tests.credentials import ApiKeys, ByRoute
 from worker.client import connect
 from worker.devserver import DevServer, free_port
-from worker.main import build_worker
+from worker.main import activity_pool, build_worker
 from worker.telemetry import worker_runtime
 from workflows.incident_models import IncidentState
 from workflows.phases import Phase
@@ -108,7 +107,7 @@ async def stack(
     assert runtime is not None
     worker_client = await connect(dev_server.address, runtime=runtime, tracer_provider=provider)
     metrics_url = f"http://127.0.0.1:{settings.worker_metrics_port}/metrics"
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="observed-activity") as pool:
+    with activity_pool(settings) as pool:
         async with (
             build_worker(worker_client, settings, pool),
             serve(create_app(settings, dev_server.address, tracer_provider=provider)) as url,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from tests.api.support import serve
 from tests.api.test_cli import KEYS
 from tests.credentials import ApiKeys
 from worker.devserver import DevServer
-from worker.main import build_worker
+from worker.main import activity_pool, build_worker
 
 NODES = ("node-a", "node-b")
 
@@ -74,7 +73,7 @@ def ops_settings(ops_dir: Path, api_keys: ApiKeys) -> Settings:
 
 @pytest.fixture(scope="module")
 async def ops_api(dev_server: DevServer, dev_client: Client, ops_settings: Settings) -> AsyncIterator[str]:
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="ops-test-activity") as pool:
+    with activity_pool(ops_settings) as pool:
         async with (
             build_worker(dev_client, ops_settings, pool),
             serve(create_app(ops_settings, dev_server.address)) as url,

@@ -10,7 +10,6 @@ import os
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.config import REPO_ROOT, Settings
-from worker.main import build_worker
+from worker.main import activity_pool, build_worker
 from workflows.decisions import Decision
 from workflows.incident_models import IncidentState
 from workflows.phases import Phase
@@ -69,7 +68,7 @@ async def test_disk_janitor_cleans_up_once_approved(
         workflow_modules=["disk_janitor.workflow"],
     )
     request = {"path": str(tmp_path), "min_free_percent": 100, "cleanup_dirs": [str(logs)]}
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with activity_pool(settings) as pool:
         async with build_worker(time_env.client, settings, pool):
             # Started by type name with plain JSON, as `temporal workflow start` would.
             handle = await time_env.client.start_workflow(
