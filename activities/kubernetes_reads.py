@@ -8,6 +8,7 @@ the model (workflows/investigation_tools.py); `kube_log_templates` hands logs on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -218,31 +219,30 @@ class KubernetesReads:
             )
         return _newest_first(listing.get("items") or [])
 
-    @activity.defn(name=KUBE_PODS)
-    def pods(self, query: PodsQuery) -> PodList:
-        """Pods with their health, the unhealthy first (not ready, then most restarts)."""
+    def _listed(
+        self, what: str, list_namespaced: Callable[..., Any], query: PodsQuery | DeploymentsQuery
+    ) -> list[dict[str, Any]]:
+        """The objects a namespaced list call returns for the query's namespace and label selector."""
         self._cluster.allow(query.namespace)
         listing = self._cluster.call(
-            f"pods in {query.namespace}",
-            self._cluster.core.list_namespaced_pod,
+            f"{what} in {query.namespace}",
+            list_namespaced,
             query.namespace,
             label_selector=query.label_selector or None,
         )
-        pods = sorted(
-            (pod_status(p) for p in listing.get("items") or []), key=lambda p: (p.ready, -p.restarts)
-        )
+        return listing.get("items") or []
+
+    @activity.defn(name=KUBE_PODS)
+    def pods(self, query: PodsQuery) -> PodList:
+        """Pods with their health, the unhealthy first (not ready, then most restarts)."""
+        listing = self._listed("pods", self._cluster.core.list_namespaced_pod, query)
+        pods = sorted((pod_status(p) for p in listing), key=lambda p: (p.ready, -p.restarts))
         return PodList(namespace=query.namespace, pods=pods[: query.limit], total=len(pods))
 
     @activity.defn(name=KUBE_DEPLOYMENTS)
     def deployments(self, query: DeploymentsQuery) -> DeploymentList:
-        self._cluster.allow(query.namespace)
-        listing = self._cluster.call(
-            f"deployments in {query.namespace}",
-            self._cluster.apps.list_namespaced_deployment,
-            query.namespace,
-            label_selector=query.label_selector or None,
-        )
-        found = [deployment_health(d) for d in listing.get("items") or []]
+        listing = self._listed("deployments", self._cluster.apps.list_namespaced_deployment, query)
+        found = [deployment_health(d) for d in listing]
         return DeploymentList(namespace=query.namespace, deployments=found)
 
     @activity.defn(name=KUBE_EVENTS)
