@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from api.dev_console import LOG_FORMAT, OneLine, current_phase_start, phase_changes, remediator_command
+from api.cli.dev_console import LOG_FORMAT, OneLine, current_phase_start, phase_changes, remediator_command
 from workflows.incident_models import TimelineEntry
 from workflows.phases import Phase
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
-from api.evaluation import LoadedScenario, ScenarioError, evaluate, load_scenario, load_scenarios
+from api.cli.evaluation import LoadedScenario, ScenarioError, evaluate, load_scenario, load_scenarios
 from workflows.diagnosis import DIAGNOSIS_CATEGORIES, DiagnoseRequest, Diagnosis
 
 SCENARIOS = Path(__file__).parents[1] / "scenarios"

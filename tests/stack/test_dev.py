@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from api.auth.keys import KeyStore
-from api.demo import LABELS, SCRIPT
+from api.cli.demo import LABELS, SCRIPT
 from tests.credentials import ApiKeys
 from tests.stack.devstack import REMEDIATOR, Dev, alive, children, wait_for
 from worker.devserver import free_port, port_is_free

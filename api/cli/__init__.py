@@ -1,4 +1,4 @@
-"""The `remediator` command. Each group of commands lives in its own module and is merged here."""
+"""The `remediator` command. Each group of commands lives in its own module of api/cli/ and is merged here."""
 
 from __future__ import annotations
 
@@ -8,17 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from activities.config import SettingsError
-from api import (
-    cli_alerts,
-    cli_auth,
-    cli_codec,
-    cli_diagnosis,
-    cli_incidents,
-    cli_memory,
-    cli_operations,
-    cli_playbooks,
-    cli_stack,
-)
+from api.cli import alerts, auth, codec, diagnosis, incidents, memory, operations, playbooks, stack
 
 
 class _Commands(TyperGroup):
@@ -39,15 +29,15 @@ app = typer.Typer(
     cls=_Commands,
 )
 for group in (
-    cli_stack.app,
-    cli_incidents.app,
-    cli_alerts.app,
-    cli_diagnosis.app,
-    cli_memory.app,
-    cli_playbooks.app,
-    cli_operations.app,
-    cli_auth.app,
-    cli_codec.app,
+    stack.app,
+    incidents.app,
+    alerts.app,
+    diagnosis.app,
+    memory.app,
+    playbooks.app,
+    operations.app,
+    auth.app,
+    codec.app,
 ):
     app.add_typer(group)
 

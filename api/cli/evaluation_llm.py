@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from activities.config import Settings
 from activities.diagnosis import heuristic_diagnosis
 from activities.llm import Handler, llm_diagnoser
-from api.evaluation import EvalCase, EvalReport, Latency, LoadedScenario, TokenTotals
+from api.cli.evaluation import EvalCase, EvalReport, Latency, LoadedScenario, TokenTotals
 from workflows.evidence import Evidence, LogSummary, MetricSample, ProbeResult
 from workflows.investigation_models import ProbeRequest, PromQuery
 from workflows.kube_reads import (

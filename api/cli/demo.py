@@ -29,7 +29,7 @@ from activities.outbound import AllowList
 from activities.probe import probe
 from api.auth.keys import KeyStore, KeyStoreError
 from api.auth.principal import Role
-from api.dev_console import remediator_command
+from api.cli.dev_console import remediator_command
 from worker.devserver import free_port, port_is_free
 from worker.stack import StackInfo
 from workflows.incident_models import IncidentState
@@ -215,7 +215,7 @@ class Demo:
         )
 
     async def _follow(self, http: httpx.AsyncClient, api_url: str, incident: str) -> None:
-        """Wait for the incident to end; the console prints each phase it passes (api/dev_console.py)."""
+        """Wait for the incident to end; the console prints each phase it passes (api/cli/dev_console.py)."""
         state: IncidentState | None = None
         while state is None or state.phase not in TERMINAL_PHASES:
             await asyncio.sleep(FOLLOW_EVERY)

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from activities.config import Settings, load_settings
 from activities.logs import MAX_TEMPLATES, LogAnalysis, LogFormat, LogFormatError, analyze, decode
-from api.evaluation import EvalReport, ScenarioError, evaluate, load_scenarios
+from api.cli.evaluation import EvalReport, ScenarioError, evaluate, load_scenarios
 
 app = typer.Typer()
 logs_app = typer.Typer(help="Summarise logs into Drain3 templates.", no_args_is_help=True)
@@ -72,7 +72,7 @@ def eval_scenarios(
     if settings is None:
         report = evaluate(scenarios)
     else:
-        from api.evaluation_llm import evaluate_llm
+        from api.cli.evaluation_llm import evaluate_llm
 
         report = asyncio.run(evaluate_llm(scenarios, settings))
     if as_json:

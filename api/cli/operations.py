@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api.cli_incidents import ApiUrl, call, fail, out, when
+from api.cli.incidents import ApiUrl, call, fail, out, when
 from workflows.operation_models import OperationState
 
 app = typer.Typer()

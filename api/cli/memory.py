@@ -16,7 +16,7 @@ from rich.table import Table
 from activities.config import load_settings
 from activities.memory_documents import DocumentStore, MemoryUnavailable
 from activities.memory_sqlite import SqliteDocuments
-from api.cli_incidents import fail
+from api.cli.incidents import fail
 from workflows.investigation_models import MemoryQuery, MemoryResult
 
 app = typer.Typer()

@@ -15,7 +15,7 @@ from rich.table import Table
 from activities.config import load_settings
 from api.auth.keys import KeyStore, KeyStoreError
 from api.auth.principal import GRANTS, Role
-from api.cli_incidents import fail, out, when
+from api.cli.incidents import fail, out, when
 from workflows.actions import Risk
 
 app = typer.Typer()

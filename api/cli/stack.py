@@ -62,8 +62,8 @@ def admin_key_banner(settings: Settings) -> str:
     """First start: a local admin key, shown this once. Later starts: where keys live."""
     from api.auth.keys import KeyStore, KeyStoreError
     from api.auth.principal import ANY, Role
-    from api.demo import DEV_ADMIN
-    from api.dev_console import remediator_command
+    from api.cli.demo import DEV_ADMIN
+    from api.cli.dev_console import remediator_command
 
     keys = KeyStore(settings.api_keys_path)
     try:
@@ -115,8 +115,8 @@ def dev(
     """Temporal dev server, worker and API in one process; Ctrl-C stops them all."""
     from api.app import create_app
     from api.auth.keys import KeyStore
-    from api.demo import Demo
-    from api.dev_console import configure_logging, follow_phases
+    from api.cli.demo import Demo
+    from api.cli.dev_console import configure_logging, follow_phases
     from worker.client import connect
     from worker.codec import with_dev_key
     from worker.stack import Ports, run_dev

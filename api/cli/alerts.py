@@ -17,11 +17,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from activities.config import load_settings
-from api.cli_incidents import ApiUrl, call, fail, full_id_column, out
+from api.cli.incidents import ApiUrl, call, fail, full_id_column, out
 
 
 def demo_health_url() -> str | None:
-    from api.demo import Demo  # the demo's imports (probes, Ansible inventory) only when asked
+    from api.cli.demo import Demo  # the demo's imports (probes, Ansible inventory) only when asked
 
     return Demo(load_settings().state_dir.resolve()).health_url()
 
