@@ -17,8 +17,8 @@ from temporalio.exceptions import ApplicationError
 from activities.config import Settings
 from activities.evidence_kube import KubeEvidence, Workload
 from activities.evidence_queries import EvidenceQuery, evidence_queries, firing_query
-from activities.kubernetes import KubeCluster
-from activities.kubernetes_reads import KubernetesReads
+from activities.kubernetes.cluster import KubeCluster
+from activities.kubernetes.reads import KubernetesReads
 from activities.metrics import Prometheus
 from activities.probe import REFUSED, Prober
 from workflows.activity_names import GATHER_EVIDENCE, VERIFY

@@ -1,6 +1,6 @@
 """Kubernetes evidence for an alert: its workload's pods, events, rollouts, nodes and log templates.
 
-Everything is read through the read tools (activities/kubernetes_reads.py), the same code and cluster
+Everything is read through the read tools (activities/kubernetes/reads.py), the same code and cluster
 connection the LLM investigation uses, and logs only ever as Drain3 templates. Each read fails on its
 own: a refused namespace or an unreachable API server becomes a note, and the rest still arrives.
 """
@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from activities.kubernetes_reads import KubernetesReads
+from activities.kubernetes.reads import KubernetesReads
 from workflows.alerts import Alert
 from workflows.evidence import Evidence, NodeStatus, PodStatus
 from workflows.kube_reads import (

@@ -13,9 +13,9 @@ from activities.ansible import AnsibleExecutor
 from activities.config import Settings
 from activities.diagnosis import DiagnosisActivities
 from activities.evidence import EvidenceActivities
-from activities.kubernetes import KubeCluster
-from activities.kubernetes_actions import KubernetesExecutor
-from activities.kubernetes_reads import KubernetesReads
+from activities.kubernetes.cluster import KubeCluster
+from activities.kubernetes.executor import KubernetesExecutor
+from activities.kubernetes.reads import KubernetesReads
 from activities.limits import LimitsActivities
 from activities.llm import LLMActivities, activity_names
 from activities.memory import MemoryActivities, MemoryStore, build_store

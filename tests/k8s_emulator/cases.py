@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.kubernetes import APPLIED, PREVIOUS, REVISION, owned_replicasets
+from activities.kubernetes.cluster import APPLIED, PREVIOUS, REVISION, owned_replicasets
 from tests.k8s_emulator.harness import KubeTarget, deployment, pod
 from workflows.kube_reads import DeploymentsQuery, DescribeQuery, EventsQuery, PodsQuery, RolloutHistoryQuery
 from workflows.plans import ActionRequest

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 from temporalio.testing import ActivityEnvironment
 
 from activities.config import Settings
-from activities.kubernetes import KubeCluster, api_errors
-from activities.kubernetes_actions import KubernetesExecutor
-from activities.kubernetes_reads import KubernetesReads
+from activities.kubernetes.cluster import KubeCluster, api_errors
+from activities.kubernetes.executor import KubernetesExecutor
+from activities.kubernetes.reads import KubernetesReads
 from tests.k8s_emulator.runner import running_emulator, write_kubeconfig
 from tests.k8s_emulator.server import ClusterEmulator
 from workflows.actions import KubernetesAction

@@ -18,8 +18,7 @@ from typing import Any, Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.kubernetes import KubeCluster, diff_text, refuse
-from activities.kubernetes_changes import (
+from activities.kubernetes.changes import (
     Resources,
     Restart,
     Scale,
@@ -27,7 +26,8 @@ from activities.kubernetes_changes import (
     node_workloads,
     snapshot_of,
 )
-from activities.kubernetes_kubectl import Drain, Manifest, Undo
+from activities.kubernetes.cluster import KubeCluster, diff_text, refuse
+from activities.kubernetes.kubectl import Drain, Manifest, Undo
 from workflows.actions import (
     ApplyArgs,
     DrainArgs,

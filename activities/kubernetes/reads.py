@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio import activity
 
-from activities.kubernetes import REVISION, KubeCluster, owned_replicasets
+from activities.kubernetes.cluster import REVISION, KubeCluster, owned_replicasets
 from activities.logs import summarize
 from workflows.activity_names import (
     KUBE_DEPLOYMENTS,

@@ -19,7 +19,16 @@ from typing import Any
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from temporalio.exceptions import ApplicationError
 
-from activities.kubernetes import (
+from activities.kubernetes.changes import (
+    DeploymentTarget,
+    Schedulable,
+    already_applied,
+    marker,
+    node_workloads,
+    not_applied,
+    snapshot_of,
+)
+from activities.kubernetes.cluster import (
     APPLIED,
     PREVIOUS,
     REVISION,
@@ -29,15 +38,6 @@ from activities.kubernetes import (
     owned_replicasets,
     refuse,
     strip_server_fields,
-)
-from activities.kubernetes_changes import (
-    DeploymentTarget,
-    Schedulable,
-    already_applied,
-    marker,
-    node_workloads,
-    not_applied,
-    snapshot_of,
 )
 from workflows.actions import ApplyArgs, DrainArgs, KubernetesAction, NodeArgs, UndoArgs
 from workflows.plans import ActionOutcome

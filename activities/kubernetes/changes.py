@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.kubernetes import APPLIED, PREVIOUS, KubeCluster, diff_text, refuse
+from activities.kubernetes.cluster import APPLIED, PREVIOUS, KubeCluster, diff_text, refuse
 from workflows.actions import KubernetesAction, NodeArgs, ResourcesArgs, ScaleArgs
 from workflows.plans import ActionOutcome
 
