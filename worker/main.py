@@ -22,7 +22,7 @@ from activities.memory import MemoryActivities, MemoryStore, build_store
 from activities.metrics import MetricsActivities
 from activities.notify import NotifyActivities
 from activities.probe import ProbeActivities
-from activities.terraform import TerraformExecutor
+from activities.terraform.executor import TerraformExecutor
 from worker.plugins import load_plugins, with_plugins
 from worker.sandbox import SANDBOX_RUNNER
 from workflows.incident import IncidentWorkflow

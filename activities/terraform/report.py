@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.terraform_runner import RunResult
+from activities.terraform.runner import RunResult
 
 LOCK_ERROR = "Error acquiring the state lock"
 STALE_PLAN = "Saved plan is stale"

@@ -98,7 +98,7 @@ def terraform_command(binary: str) -> list[str]:
     """The argv prefix that runs Terraform: the given binary, else the embedded one through `cli` mode.
 
     `-P`: the command runs inside the module's directory, whose files must not shadow our imports."""
-    return [binary] if binary else [sys.executable, "-P", "-m", "activities.terraform_runner", "cli"]
+    return [binary] if binary else [sys.executable, "-P", "-m", "activities.terraform.runner", "cli"]
 
 
 def _parse_line(line: str) -> dict[str, Any]:
@@ -163,7 +163,7 @@ class TerraformRun:
                     [
                         sys.executable,
                         "-m",
-                        "activities.terraform_runner",
+                        "activities.terraform.runner",
                         "supervise",
                         str(self.dir),
                         str(lock_fd),
@@ -339,7 +339,7 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "cli":
         return cli(argv[1:])
     sys.stderr.write(
-        "usage: python -m activities.terraform_runner (supervise RUN_DIR LOCK_FD | cli ARGS...)\n"
+        "usage: python -m activities.terraform.runner (supervise RUN_DIR LOCK_FD | cli ARGS...)\n"
     )
     return 2
 

@@ -9,7 +9,7 @@ apply     applies exactly the recorded plan file, after checking that the config
 rollback  `previous`: plan and apply the module with the variables the snapshot recorded (or destroy
           everything if the state was empty); `destroy`: destroy what exists now but did not then.
 
-Terraform runs in a detached child process (see terraform_runner for why); its `-json` messages
+Terraform runs in a detached child process (see runner.py for why); its `-json` messages
 become heartbeats naming the resource in flight, and cancellation becomes SIGINT.
 
 Under REMEDIATOR_TERRAFORM_WORK_DIR:
@@ -31,9 +31,9 @@ from typing import Any, NoReturn
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities import terraform_report as report
 from activities.config import Settings
-from activities.terraform_files import (
+from activities.terraform import report
+from activities.terraform.files import (
     MARKER_OUTPUT,
     StateMeta,
     config_digest,
@@ -44,7 +44,7 @@ from activities.terraform_files import (
     safe_name,
     write_json,
 )
-from activities.terraform_runner import (
+from activities.terraform.runner import (
     Directive,
     RunDetached,
     RunResult,
