@@ -20,7 +20,7 @@ uncertain); below 0.2 the answer is `unknown`.
 A refused connection with nothing else is `dependency_down` at 0.45: the probed endpoint is
 something callers depend on and it is down, but nothing says why, hence the low confidence.
 
-Memory of past incidents (activities/memory.py) is a prior too: a category's share among similar
+Memory of past incidents (activities/memory/store.py) is a prior too: a category's share among similar
 closed incidents adds at most MEMORY_WEIGHT, and only to a category whose own evidence already
 clears MIN_CONFIDENCE. It can break a near tie; it cannot create a diagnosis. When it changed the
 answer, the explanation says so.
@@ -35,7 +35,7 @@ from typing import Protocol
 
 from temporalio import activity
 
-from activities.memory_documents import MemoryUnavailable
+from activities.memory.documents import MemoryUnavailable
 from activities.rules import RULES, Context, Signal
 from workflows.activity_names import DIAGNOSE
 from workflows.alerts import Alert
@@ -221,7 +221,7 @@ def heuristic_diagnosis(request: DiagnoseRequest, priors: Mapping[str, float] | 
 
 
 class Priors(Protocol):
-    """Where priors come from: activities.memory.MemoryStore, the incidents it remembers."""
+    """Where priors come from: activities.memory.store.MemoryStore, the incidents it remembers."""
 
     async def priors_for(self, alert: Alert) -> dict[str, float]: ...
 

@@ -18,7 +18,7 @@ from activities.kubernetes.executor import KubernetesExecutor
 from activities.kubernetes.reads import KubernetesReads
 from activities.limits import LimitsActivities
 from activities.llm import LLMActivities, activity_names
-from activities.memory import MemoryActivities, MemoryStore, build_store
+from activities.memory.store import MemoryActivities, MemoryStore, build_store
 from activities.metrics import MetricsActivities
 from activities.notify import NotifyActivities
 from activities.probe import ProbeActivities

@@ -14,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from activities.config import load_settings
-from activities.memory_documents import DocumentStore, MemoryUnavailable
-from activities.memory_sqlite import SqliteDocuments
+from activities.memory.documents import DocumentStore, MemoryUnavailable
+from activities.memory.sqlite import SqliteDocuments
 from api.cli.incidents import fail
 from workflows.investigation_models import MemoryQuery, MemoryResult
 
@@ -33,7 +33,9 @@ def search(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON"),
 ) -> None:
     """Hybrid retrieval (BM25, plus vectors with REMEDIATOR_EMBEDDING_MODEL) over the configured store."""
-    from activities.memory import build_store  # openai and qdrant-client: seconds to import, so only here
+    from activities.memory.store import (
+        build_store,  # openai and qdrant-client: seconds to import, so only here
+    )
 
     settings = load_settings()
     try:  # opening can fail too: another process holding the local mode's folder
@@ -73,7 +75,7 @@ def copy(
     """Copy every document of a SQLite memory into the configured store (REMEDIATOR_MEMORY_BACKEND).
 
     Copying again overwrites the same documents; vectors are made again on the next search."""
-    from activities.memory import build_documents
+    from activities.memory.store import build_documents
 
     settings = load_settings()
     if settings.memory_backend == "sqlite" and source.resolve() == settings.memory_file.resolve():

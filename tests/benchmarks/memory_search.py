@@ -19,10 +19,10 @@ from pathlib import Path
 
 from qdrant_client import AsyncQdrantClient
 
-from activities.memory import MemoryStore
-from activities.memory_documents import Document, DocumentStore
-from activities.memory_qdrant import QdrantDocuments
-from activities.memory_sqlite import SqliteDocuments
+from activities.memory.documents import Document, DocumentStore
+from activities.memory.qdrant import QdrantDocuments
+from activities.memory.sqlite import SqliteDocuments
+from activities.memory.store import MemoryStore
 from tests.memory.fake_qdrant import FakeQdrant
 from workflows.investigation_models import MemoryQuery
 

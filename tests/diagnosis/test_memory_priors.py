@@ -7,8 +7,8 @@ from pathlib import Path
 from temporalio.testing import ActivityEnvironment
 
 from activities.diagnosis import MEMORY_WEIGHT, MIN_CONFIDENCE, DiagnosisActivities, heuristic_diagnosis, rank
-from activities.memory import MemoryActivities, MemoryStore
-from activities.memory_sqlite import SqliteDocuments
+from activities.memory.sqlite import SqliteDocuments
+from activities.memory.store import MemoryActivities, MemoryStore
 from tests.diagnosis.support import instant, request
 from tests.memory.test_memory_store import closed_incident
 from workflows.diagnosis import DiagnoseRequest, Diagnosis

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from activities.memory import build_store
+from activities.memory.store import build_store
 from api.app import create_app
 from tests.api.support import serve, wait_for, wait_for_phase
 from tests.credentials import ApiKeys, ByRoute

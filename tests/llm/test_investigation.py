@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.config import Settings
-from activities.memory import MemoryActivities, build_store
+from activities.memory.store import MemoryActivities, build_store
 from tests.llm.conftest import llm_settings
 from tests.llm.fake_openai import FakeOpenAI
 from tests.llm.investigate_workflow import InvestigateInput, InvestigateOutput, InvestigateWorkflow

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from activities.config import Settings
-from activities.memory import MemoryStore, build_store
-from activities.memory_qdrant import QdrantDocuments
+from activities.memory.qdrant import QdrantDocuments
+from activities.memory.store import MemoryStore, build_store
 from tests.llm.conftest import fake_llm
 from tests.memory.fake_qdrant import FakeQdrant
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from click.testing import Result
 from typer.testing import CliRunner
 
-from activities.memory import MemoryStore
-from activities.memory_sqlite import SqliteDocuments
+from activities.memory.sqlite import SqliteDocuments
+from activities.memory.store import MemoryStore
 from api.cli import app
 from tests.memory.fake_qdrant import FakeQdrant
 from tests.memory.test_memory_store import remember

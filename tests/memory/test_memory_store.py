@@ -9,8 +9,8 @@ import numpy as np
 from pydantic import SecretStr
 
 from activities.config import REPO_ROOT
-from activities.memory import MemoryActivities, MemoryStore, category_priors
-from activities.memory_documents import Document, runbook_documents, tokens
+from activities.memory.documents import Document, runbook_documents, tokens
+from activities.memory.store import MemoryActivities, MemoryStore, category_priors
 from tests.llm.fake_openai import FakeOpenAI
 from tests.memory.conftest import OpenStore
 from workflows.actions import AnsibleAction

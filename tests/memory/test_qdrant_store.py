@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from qdrant_client import AsyncQdrantClient, models
 
-from activities.memory import build_store
-from activities.memory_documents import MemoryUnavailable
+from activities.memory.documents import MemoryUnavailable
+from activities.memory.store import build_store
 from tests.benchmarks import memory_search
 from tests.diagnosis.test_memory_priors import diagnose, tie
 from tests.llm.fake_openai import FakeOpenAI

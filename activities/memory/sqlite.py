@@ -1,7 +1,7 @@
 """The embedded document store: one SQLite file, vectors next to the documents, compared with numpy.
 
 One machine, no server. Workers on several machines each keep their own file; a shared memory is
-what the Qdrant store (activities/memory_qdrant.py) is for. Ranking reads every document of the kind
+what the Qdrant store (activities/memory/qdrant.py) is for. Ranking reads every document of the kind
 asked for on each search, which is cheap at the size one machine's memory reaches (see the benchmark
 in tests/benchmarks/memory_search.py).
 """
@@ -19,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 from rank_bm25 import BM25Plus
 
-from activities.memory_documents import Document, MemoryUnavailable, tokens
+from activities.memory.documents import Document, MemoryUnavailable, tokens
 from workflows.investigation_models import MemoryKind
 
 SCHEMA = """

@@ -22,7 +22,7 @@ from temporalio import activity
 
 from activities.config import Settings
 from activities.llm import make_client
-from activities.memory_documents import (
+from activities.memory.documents import (
     Document,
     DocumentStore,
     MemoryUnavailable,
@@ -31,8 +31,8 @@ from activities.memory_documents import (
     runbook_documents,
     tokens,
 )
-from activities.memory_qdrant import QdrantDocuments
-from activities.memory_sqlite import SqliteDocuments
+from activities.memory.qdrant import QdrantDocuments
+from activities.memory.sqlite import SqliteDocuments
 from workflows.activity_names import MEMORY_RECORD_INCIDENT, MEMORY_SEARCH
 from workflows.alerts import Alert
 from workflows.incident_memory import IncidentMemory

@@ -24,7 +24,7 @@ import numpy as np
 from qdrant_client import AsyncQdrantClient, grpc, models
 from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
-from activities.memory_documents import Document, MemoryUnavailable, VectorSearchError, tokens
+from activities.memory.documents import Document, MemoryUnavailable, VectorSearchError, tokens
 from workflows.investigation_models import MemoryKind
 
 # Point ids must be UUIDs or integers; ours are readable strings, mapped through a fixed namespace.

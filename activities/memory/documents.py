@@ -1,9 +1,9 @@
 """What memory holds (closed incidents, runbook sections) and the interface of the stores that hold it.
 
-Two stores implement `DocumentStore`: SQLite (activities/memory_sqlite.py, one file, no server) and
-Qdrant (activities/memory_qdrant.py, a server shared by every worker, or its embedded local mode).
+Two stores implement `DocumentStore`: SQLite (activities/memory/sqlite.py, one file, no server) and
+Qdrant (activities/memory/qdrant.py, a server shared by every worker, or its embedded local mode).
 Each ranks where its documents are: SQLite in process, Qdrant on the server, so a search moves only
-its hits however large memory grows. Rank fusion of the two rankings is activities/memory.py's.
+its hits however large memory grows. Rank fusion of the two rankings is activities/memory/store.py's.
 """
 
 from __future__ import annotations
