@@ -1,6 +1,6 @@
 """Process trees read from /proc (Linux): what a tool started, so that all of it can be stopped.
 
-Standard library only, because `activities.ansible_supervisor` imports it at the start of every run.
+Standard library only, because `activities.ansible.supervisor` imports it at the start of every run.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.ansible import AnsibleExecutor
+from activities.ansible.executor import AnsibleExecutor
 from activities.config import Settings
 from activities.diagnosis import DiagnosisActivities
 from activities.evidence import EvidenceActivities

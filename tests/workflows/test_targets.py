@@ -23,7 +23,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.ansible import AnsibleExecutor
+from activities.ansible.executor import AnsibleExecutor
 from activities.config import REPO_ROOT, Settings
 from activities.limits import LimitsActivities
 from tests.registration import fake

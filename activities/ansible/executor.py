@@ -25,7 +25,7 @@ Alert text is attacker-controlled:
   * an empty limit is refused unless the playbook's hosts are one inventory host or the action says
     `all_hosts: true`: a per-host playbook never takes every host as one action.
 
-Stopping: ansible-playbook runs under `activities.ansible_supervisor`, which stops its whole process
+Stopping: ansible-playbook runs under `activities.ansible.supervisor`, which stops its whole process
 tree on SIGTERM (ansible's workers call setsid, so killing a process group, as ansible-runner does,
 would leave the running task behind) and gets that SIGTERM from the kernel when the worker dies. On
 cancel or timeout we send it SIGTERM, and ansible-runner SIGKILLs only after `STOP_GRACE`.
@@ -56,7 +56,7 @@ import yaml
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.ansible_batches import Batches, wait_heartbeating
+from activities.ansible.batches import Batches, wait_heartbeating
 from activities.config import Settings
 from workflows.actions import AnsibleAction
 from workflows.activity_names import ANSIBLE_APPLY, ANSIBLE_PREVIEW, ANSIBLE_ROLLBACK, ANSIBLE_SNAPSHOT
@@ -84,7 +84,7 @@ _RC_PARSER_ERROR = 4  # ansible-playbook's exit code for a playbook it cannot pa
 _GUARD_TASK = "remediator: refuse an alert host that is a group or not in the inventory"
 _READ_TASK = "remediator: read the markers"
 # The started marker is never removed: `.done` wins over it, and one module call fewer keeps runs quick.
-_WRAPPER = """# Written by remediator (activities/ansible.py) for one run; the variables come from its extravars.
+_WRAPPER = """# Written by remediator (activities/ansible/executor.py) for one run; the variables come from its extravars.
 - name: "remediator: read idempotency markers"
   hosts: "{{ remediator_hosts }}"
   gather_facts: false
@@ -477,7 +477,7 @@ class AnsibleExecutor:
                 limit=limit,
                 shared=len(marker_keys),
             )
-            supervisor = [sys.executable, "-m", "activities.ansible_supervisor", str(os.getpid())]
+            supervisor = [sys.executable, "-m", "activities.ansible.supervisor", str(os.getpid())]
             argv = [*supervisor, self._ansible_playbook, str(wrapper)]
             # The host pattern is copied from the operator's playbook, so Ansible may template it: an
             # inline -e is trusted, unlike the file above.
@@ -608,7 +608,7 @@ class AnsibleExecutor:
 
     @activity.defn(name=ANSIBLE_PREVIEW, no_thread_cancel_exception=True)
     def preview(self, request: ActionRequest) -> ActionOutcome:
-        """Check mode. Identical previews in flight together share one run (activities.ansible_batches);
+        """Check mode. Identical previews in flight together share one run (activities.ansible.batches);
         each still gets its own outcome from its own markers."""
         playbook, marker_key = _action(request).playbook, self._marker_key(request)
         if (key := self._shared(request)) is None:

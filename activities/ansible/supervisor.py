@@ -2,7 +2,7 @@
 
 ansible-runner starts this module (in a session of its own, on a pty) instead of ansible-playbook:
 
-    python -m activities.ansible_supervisor <worker pid> <ansible-playbook> <arguments>...
+    python -m activities.ansible.supervisor <worker pid> <ansible-playbook> <arguments>...
 
 Two things stop a run: SIGTERM from the executor (the activity was cancelled or ran out of time) and
 the death of the worker, which the kernel turns into the same SIGTERM (PR_SET_PDEATHSIG, Linux).
