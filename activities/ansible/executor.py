@@ -3,7 +3,7 @@
 preview is `--check --diff`, apply is the real run, rollback runs the action's `rollback_playbook`.
 Events become heartbeats (the task name is the progress).
 
-Idempotency lives on the TARGET hosts. Every run goes through `_WRAPPER`, which imports the action's
+Idempotency lives on the TARGET hosts. Every run goes through wrapper.yml, which imports the action's
 playbook between two plays of our own:
   * before it, each host's marker directory (inventory var `remediator_marker_dir`, else
     REMEDIATOR_ANSIBLE_MARKER_DIR) is read: `<sha>.done` means this key already applied there, so the
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import ipaddress
 import itertools
 import json
 import os
@@ -48,6 +47,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.ansible.batches import Batches, wait_heartbeating
+from activities.ansible.inputs import check_extravars, target_host, untrusted_extravars
 from activities.config import Settings
 from workflows.actions import AnsibleAction
 from workflows.activity_names import ANSIBLE_APPLY, ANSIBLE_PREVIEW, ANSIBLE_ROLLBACK, ANSIBLE_SNAPSHOT
@@ -64,12 +65,6 @@ from workflows.plans import ActionOutcome, ActionRequest, HostResult
 
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when a run is cancelled or times out
 _POLL_SECONDS = 1  # how often ansible-runner asks whether to stop; also the idle heartbeat cadence
-# `#jinja2:` is a template header that can redefine the other three markers.
-_TEMPLATE_MARKERS = ("{{", "{%", "{#", "#jinja2:")
-_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_RESERVED_PREFIXES = ("ansible_", "remediator_")
-_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
-_GROUP_NAMES = frozenset({"all", "ungrouped"})
 _STAT_KEYS = {
     "ok": "ok",
     "changed": "changed",
@@ -81,141 +76,10 @@ _STAT_KEYS = {
 _SHARE_BLOCKERS = re.compile(r"remediator_|import_|include_|roles|vars_files")
 _RC_PARSER_ERROR = 4  # ansible-playbook's exit code for a playbook it cannot parse
 
+# Task names of wrapper.yml that the events are recognised by.
 _GUARD_TASK = "remediator: refuse an alert host that is a group or not in the inventory"
 _READ_TASK = "remediator: read the markers"
-# The started marker is never removed: `.done` wins over it, and one module call fewer keeps runs quick.
-_WRAPPER = """# Written by remediator (activities/ansible/executor.py) for one run; the variables come from its extravars.
-- name: "remediator: read idempotency markers"
-  hosts: "{{ remediator_hosts }}"
-  gather_facts: false
-  vars: &markers
-    remediator_markers: "{{ remediator_marker_dir | default(remediator_default_marker_dir) }}"
-    remediator_marker_file: "{{ remediator_markers }}/{{ remediator_marker }}"
-    remediator_marker_content: >-
-      {{ {'key': remediator_marker_key, 'at': now(utc=true, fmt='%Y-%m-%dT%H:%M:%SZ')} | to_json }}
-  tasks:
-    - name: "@GUARD@"
-      ansible.builtin.assert:
-        that:
-          - remediator_limit in groups['all']
-          - remediator_limit not in groups
-        fail_msg: "{{ remediator_limit }} is not a single host of the inventory"
-        quiet: true
-      when: remediator_limit | length > 0
-      any_errors_fatal: true
-    - name: "@GUARD@"
-      ansible.builtin.assert:
-        that: ansible_play_hosts_all | length == 1
-        fail_msg: >-
-          no host named: this per-host playbook would run on {{ ansible_play_hosts_all | length }}
-          hosts as one action; the alert must name one inventory host
-        quiet: true
-      when: remediator_limit | length == 0 and not (remediator_all_hosts | bool)
-      run_once: true
-      any_errors_fatal: true
-    - name: "@READ@"
-      ansible.builtin.find:
-        paths: "{{ remediator_markers }}"
-        patterns: "{{ remediator_marker_patterns }}"
-      register: remediator_found
-    - name: "remediator: note whether this key already applied"
-      ansible.builtin.set_fact:
-        remediator_applied: >-
-          {{ remediator_marker ~ '.done' in remediator_found.files | map(attribute='path') | map('basename') }}
-    - name: "remediator: record the attempt"
-      when: not ansible_check_mode and not remediator_applied
-      block:
-        - name: "remediator: create the marker directory"
-          ansible.builtin.file:
-            path: "{{ remediator_markers }}"
-            state: directory
-            mode: "0700"
-        - name: "remediator: write the started marker"
-          ansible.builtin.copy:
-            dest: "{{ remediator_marker_file }}.started"
-            content: "{{ remediator_marker_content }}"
-            mode: "0600"
-
-- ansible.builtin.import_playbook: "{{ remediator_playbook }}"
-  when: not (remediator_applied | default(false))
-
-- name: "remediator: record completion"
-  hosts: "{{ remediator_hosts }}"
-  gather_facts: false
-  vars: *markers
-  tasks:
-    - name: "remediator: write the done marker"
-      ansible.builtin.copy:
-        dest: "{{ remediator_marker_file }}.done"
-        content: "{{ remediator_marker_content }}"
-        mode: "0600"
-      when: not ansible_check_mode and not remediator_applied
-""".replace("@GUARD@", _GUARD_TASK).replace("@READ@", _READ_TASK)
-
-
-class _Untrusted(dict[str, Any]):
-    """Variables Ansible must never template. The whole mapping is tagged `!unsafe`, which marks every
-    value inside as untrusted and keeps quoted strings strings (a tagged scalar would turn '123' into
-    an int)."""
-
-
-class _VarsDumper(yaml.SafeDumper):
-    pass
-
-
-_VarsDumper.add_representer(_Untrusted, lambda dumper, data: dumper.represent_mapping("!unsafe", data))
-
-
-def untrusted_extravars(extravars: dict[str, Any]) -> str:
-    """The `-e @file` extravars, as YAML whose values Ansible will not render as templates."""
-    return yaml.dump(_Untrusted(extravars), Dumper=_VarsDumper, sort_keys=False)
-
-
-def _unsafe(message: str) -> ApplicationError:
-    return ApplicationError(message, type="UnsafeInput", non_retryable=True)
-
-
-def _refuse_templates(value: Any, where: str) -> None:
-    if isinstance(value, str) and any(m in value for m in _TEMPLATE_MARKERS):
-        raise _unsafe(f"extravar {where} contains a Jinja template marker; refusing to run it")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _refuse_templates(key, f"{where} (a key)")
-            _refuse_templates(item, f"{where}.{key}")
-    if isinstance(value, list):
-        for i, item in enumerate(value):
-            _refuse_templates(item, f"{where}[{i}]")
-
-
-def check_extravars(extravars: dict[str, Any]) -> None:
-    for key, value in extravars.items():
-        if not _VAR_NAME.fullmatch(key) or key.startswith(_RESERVED_PREFIXES):
-            raise _unsafe(
-                f"extravar name {key!r} is not allowed: it must be an identifier not starting with "
-                f"{' or '.join(_RESERVED_PREFIXES)}"
-            )
-        _refuse_templates(value, repr(key))
-
-
-def target_host(value: str) -> str:
-    """The one host an alert label names: `web1`, `10.0.0.5`, or an `instance` label with its port.
-
-    Anything else is refused: `,:*!&~@[]` make an Ansible host pattern, `all` names every host, and a
-    leading `-` would reach ssh as an option.
-    """
-    host = value.strip()
-    if bracketed := re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::\d+)?", host):
-        host = bracketed[1]
-    elif host.count(":") == 1 and host.rpartition(":")[2].isdigit():
-        host = host.rpartition(":")[0]
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    labels = host.split(".")
-    if len(host) <= 253 and host not in _GROUP_NAMES and all(_HOST_LABEL.fullmatch(p) for p in labels):
-        return host
-    raise _unsafe(f"alert host {value!r} is not a hostname or IP address; refusing to target it")
+_WRAPPER = resources.files("activities.ansible").joinpath("wrapper.yml").read_text()
 
 
 def play_hosts(playbook: Path) -> str:

@@ -23,7 +23,8 @@ import pytest
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import ActivityEnvironment
 
-from activities.ansible.executor import AnsibleExecutor, play_hosts, target_host, untrusted_extravars
+from activities.ansible.executor import AnsibleExecutor, play_hosts
+from activities.ansible.inputs import target_host, untrusted_extravars
 from activities.config import Settings
 from tests.chaos.harness import ProcessTree, process_tree, wait_gone
 from workflows.actions import AnsibleAction
