@@ -199,7 +199,7 @@ class _Run:
             self.failures.append(f"{host} unreachable: {res.get('msg', 'unreachable')}")
         elif kind == "runner_on_ok" and ours:
             if task == _READ_TASK:
-                self.found[host] = {Path(f.get("path", "")).name for f in res.get("files", [])}
+                self.found[host] = {str(name).strip() for name in res.get("stdout_lines", [])}
             counts = self.bookkeeping.setdefault(host, HostResult())
             counts.ok += 1
             counts.changed += bool(res.get("changed"))
