@@ -58,6 +58,8 @@ def clean_loc(data: Any, loc: Loc) -> Loc:
 
     A segment that is not in the data is a tag when it is the value of the discriminating field
     (`kind: action`) or when the segment after it is in the data; otherwise it is a missing field.
+    A segment that is in the data is still the tag when the segment after it is beside it and not
+    under it (`steps.0.action.retry`: the step's retry, not a field of its `action:`).
     Below a scalar (a matcher written as one string) nothing more is named.
     """
     kept: list[str | int] = []
@@ -66,14 +68,16 @@ def clean_loc(data: Any, loc: Loc) -> Loc:
     for index, part in enumerate(loc):
         if part == "[key]":
             continue  # pydantic's marker for an error in a mapping's key: the key is the place
-        if (found := _at(current, (part,))) is not _ABSENT:
+        after = loc[index + 1 : index + 2]
+        next_present = bool(after) and _at(current, after) is not _ABSENT
+        found = _at(current, (part,))
+        values = [v for v in current.values() if isinstance(v, str)] if isinstance(current, Mapping) else []
+        if found is not _ABSENT and not (part in values and next_present and _at(found, after) is _ABSENT):
             kept.append(part)
             current, tagged = found, False
             continue
         if not isinstance(current, Mapping | list):
             break
-        values = [v for v in current.values() if isinstance(v, str)] if isinstance(current, Mapping) else []
-        next_present = index + 1 < len(loc) and _at(current, (loc[index + 1],)) is not _ABSENT
         if isinstance(part, str) and not tagged and (part in values or next_present):
             tagged = True
             continue
