@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.config import Settings
+from activities.errors import PermanentError, TemporaryError
 from activities.evidence_kube import KubeEvidence, Workload
 from activities.evidence_queries import EvidenceQuery, evidence_queries, firing_query
 from activities.kubernetes.cluster import KubeCluster
@@ -23,6 +23,7 @@ from activities.metrics import Prometheus
 from activities.probe import REFUSED, Prober
 from workflows.activity_names import GATHER_EVIDENCE, VERIFY
 from workflows.alerts import Alert
+from workflows.error_types import ErrorType
 from workflows.evidence import Evidence, MetricSample
 from workflows.plans import VerifyRequest
 
@@ -93,29 +94,30 @@ class EvidenceActivities:
             result = await self._prober(request.probe_url)
             if not result.ok:
                 # A refusal stays one however often it is asked: no retries, the reason in the history.
-                raise ApplicationError(
-                    f"probe {request.probe_url} unhealthy: {result.error}",
-                    type="Unhealthy",
-                    non_retryable=result.error.startswith(REFUSED),
+                raise (PermanentError if result.error.startswith(REFUSED) else TemporaryError)(
+                    f"probe {request.probe_url} unhealthy: {result.error}", type=ErrorType.UNHEALTHY
                 )
             checks.append(f"probe {request.probe_url} answered {result.status}")
         if request.healthy_query:
             if self._prometheus is None:
-                raise ApplicationError("healthy_query needs REMEDIATOR_PROMETHEUS_URL", non_retryable=True)
+                raise PermanentError(
+                    "healthy_query needs REMEDIATOR_PROMETHEUS_URL", type=ErrorType.PROMETHEUS_NOT_CONFIGURED
+                )
             sample: MetricSample = await self._prometheus.instant(request.healthy_query)
             if sample.error or not sample.value:
-                raise ApplicationError(
-                    f"{request.healthy_query} is {sample.error or sample.value}", type="Unhealthy"
+                raise TemporaryError(
+                    f"{request.healthy_query} is {sample.error or sample.value}", type=ErrorType.UNHEALTHY
                 )
             checks.append(f"{request.healthy_query} = {sample.value:g}")
         if not checks:
             if self._prometheus is None:
-                raise ApplicationError(
-                    "nothing to verify with: no probe URL and no Prometheus", non_retryable=True
+                raise PermanentError(
+                    "nothing to verify with: no probe URL and no Prometheus",
+                    type=ErrorType.PROMETHEUS_NOT_CONFIGURED,
                 )
             # With no explicit check, healthy means Prometheus no longer reports the alert firing.
             sample = await self._prometheus.instant(firing_query(request.alert))
             if sample.error or sample.value:
-                raise ApplicationError(f"{request.alert.name} still firing", type="Unhealthy")
+                raise TemporaryError(f"{request.alert.name} still firing", type=ErrorType.UNHEALTHY)
             checks.append(f"{request.alert.name} no longer firing")
         return "; ".join(checks)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.client import WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.errors import PermanentError
 from workflows.activity_names import LIMITS_ACQUIRE, LIMITS_RELEASE, LIMITS_USAGE
+from workflows.error_types import ErrorType
 from workflows.limiter import (
     LIMITER_ID,
     AcquireRequest,
@@ -47,7 +48,9 @@ class LimitsActivities:
             )
         except WorkflowUpdateFailedError as err:
             # The limiter's validator refused the request: asking again will not change its mind.
-            raise ApplicationError(f"limiter refused {request.key}: {err.cause}", non_retryable=True) from err
+            raise PermanentError(
+                f"limiter refused {request.key}: {err.cause}", type=ErrorType.LIMITER_REFUSED
+            ) from err
 
     @activity.defn(name=LIMITS_RELEASE)
     async def release(self, request: ReleaseRequest) -> str:

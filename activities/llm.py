@@ -23,9 +23,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from activities.config import Settings
+from activities.errors import PermanentError, TemporaryError
 from workflows.activity_names import LLM_CHAT, LLM_POLICY
 from workflows.alerts import Alert
 from workflows.diagnosis import Diagnosis
+from workflows.error_types import ErrorType
 from workflows.evidence import Evidence
 from workflows.guardrails import LLMDiagnosis
 from workflows.investigation import InvestigationResult, Investigator, Record, StepFailed
@@ -70,29 +72,29 @@ def as_application_error(err: openai.OpenAIError, what: str) -> ApplicationError
     """Map an OpenAI client error onto Temporal's retry vocabulary."""
     detail = f"{what}: {type(err).__name__}: {err}"
     if isinstance(err, openai.APIConnectionError):  # includes timeouts
-        return ApplicationError(detail, type="LLMUnavailable")
+        return TemporaryError(detail, type=ErrorType.LLM_UNAVAILABLE)
     if isinstance(err, openai.RateLimitError):
         if err.code == "insufficient_quota":
-            return ApplicationError(detail, type="LLMQuotaExhausted", non_retryable=True)
-        return ApplicationError(detail, type="LLMRateLimited", next_retry_delay=_retry_after(err))
+            return PermanentError(detail, type=ErrorType.LLM_QUOTA_EXHAUSTED)
+        return TemporaryError(detail, type=ErrorType.LLM_RATE_LIMITED, delay=_retry_after(err))
     if isinstance(err, openai.InternalServerError | openai.ConflictError):
-        return ApplicationError(detail, type="LLMUnavailable")
+        return TemporaryError(detail, type=ErrorType.LLM_UNAVAILABLE)
     if isinstance(err, openai.AuthenticationError | openai.PermissionDeniedError):
-        return ApplicationError(detail, type="LLMUnauthorized", non_retryable=True)
+        return PermanentError(detail, type=ErrorType.LLM_UNAUTHORIZED)
     if isinstance(err, openai.BadRequestError) and err.code in {"content_filter", "content_policy_violation"}:
-        return ApplicationError(detail, type="LLMRefused", non_retryable=True)
+        return PermanentError(detail, type=ErrorType.LLM_REFUSED)
     # 400, 404 (unknown model), 422 and anything unexpected: the same request would fail again.
-    return ApplicationError(detail, type="LLMBadRequest", non_retryable=True)
+    return PermanentError(detail, type=ErrorType.LLM_BAD_REQUEST)
 
 
 def chat_result(completion: ChatCompletion, latency_ms: float) -> ChatResult:
     if not completion.choices:
-        raise ApplicationError("the model answered with no choices", type="LLMBadResponse")
+        raise TemporaryError("the model answered with no choices", type=ErrorType.LLM_BAD_RESPONSE)
     choice = completion.choices[0]
     message = choice.message
     if message.refusal or choice.finish_reason == "content_filter":
-        raise ApplicationError(
-            f"the model refused: {message.refusal or 'content filter'}", type="LLMRefused", non_retryable=True
+        raise PermanentError(
+            f"the model refused: {message.refusal or 'content filter'}", type=ErrorType.LLM_REFUSED
         )
     usage = completion.usage
     return ChatResult(
@@ -145,7 +147,7 @@ class LLMActivities:
     @activity.defn(name=LLM_CHAT)
     async def chat(self, request: ChatRequest) -> ChatResult:
         if self._client is None:
-            raise ApplicationError(NOT_CONFIGURED, type="LLMNotConfigured", non_retryable=True)
+            raise PermanentError(NOT_CONFIGURED, type=ErrorType.LLM_NOT_CONFIGURED)
         messages = [m.model_dump(exclude_none=True, exclude_defaults=True) for m in request.messages]
         for message in messages:
             for call in message.get("tool_calls", []):
@@ -211,7 +213,7 @@ def llm_diagnoser(
     async def diagnose(alert: Alert, evidence: Evidence, heuristic: Diagnosis) -> InvestigationResult:
         policy = await llm.policy()
         if not policy.enabled:
-            raise ApplicationError(NOT_CONFIGURED, type="LLMNotConfigured", non_retryable=True)
+            raise PermanentError(NOT_CONFIGURED, type=ErrorType.LLM_NOT_CONFIGURED)
         investigator = Investigator(
             runner, record or (lambda event, detail: None), policy, f"eval-{alert.fingerprint}"
         )

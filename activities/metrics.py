@@ -7,10 +7,11 @@ from typing import Any
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.config import Settings
+from activities.errors import PermanentError
 from workflows.activity_names import METRICS_QUERY
+from workflows.error_types import ErrorType
 from workflows.evidence import MetricSample
 from workflows.investigation_models import PromQuery
 
@@ -64,8 +65,9 @@ class MetricsActivities:
     @activity.defn(name=METRICS_QUERY)
     async def query(self, request: PromQuery) -> MetricSample:
         if self._prometheus is None:
-            raise ApplicationError(
-                "Prometheus is not configured (REMEDIATOR_PROMETHEUS_URL)", non_retryable=True
+            raise PermanentError(
+                "Prometheus is not configured (REMEDIATOR_PROMETHEUS_URL)",
+                type=ErrorType.PROMETHEUS_NOT_CONFIGURED,
             )
         if request.range_minutes:
             return await self._prometheus.range(request.query, minutes=request.range_minutes)

@@ -19,13 +19,14 @@ import time
 
 import httpx
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.config import Settings
 from activities.email import EmailChannel
+from activities.errors import TemporaryError
 from activities.notify_channel import Channel, ChannelFailure
 from activities.slack import SlackChannel
 from workflows.activity_names import NOTIFY
+from workflows.error_types import ErrorType
 from workflows.notifications import NotifyReceipt, PhaseChange
 
 
@@ -112,5 +113,5 @@ class NotifyActivities:
                 receipt.failed.append(f"{channel.name}: {err}")
             activity.heartbeat(receipt.model_dump(mode="json"))
         if retry:
-            raise ApplicationError("; ".join(retry), type="NotificationFailed")
+            raise TemporaryError("; ".join(retry), type=ErrorType.NOTIFICATION_FAILED)
         return receipt

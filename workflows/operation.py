@@ -34,6 +34,7 @@ from temporalio.workflow import ParentClosePolicy
 from workflows import search_attributes as sa
 from workflows.approvals import ApprovalHandlers
 from workflows.decisions import Decision
+from workflows.error_types import ErrorType
 from workflows.incident_models import IncidentState, PlaybookRef, TimelineEntry
 from workflows.operation_models import (
     FAILED,
@@ -51,7 +52,6 @@ from workflows.runtime import IncidentRuntime
 
 # The worst phase among the targets is the operation's; earlier in this list is worse.
 _SEVERITY = (Phase.FAILED, Phase.ROLLED_BACK, Phase.REJECTED, Phase.ESCALATED, Phase.CANCELLED)
-TARGET_FAILED = "TargetFailed"
 
 
 @workflow.defn(name=TARGET_WORKFLOW)
@@ -91,7 +91,9 @@ class OperationTargetWorkflow(ApprovalHandlers):
         report = _report(inp.target, result, self._state.phase, started)
         if result.outcome in FAILED:
             # Failing the child is what lets its RetryPolicy run the target again.
-            raise ApplicationError(f"{inp.target}: {result.reason}", report, type=TARGET_FAILED)
+            raise ApplicationError(
+                f"{inp.target}: {result.reason}", report, type=ErrorType.TARGET_FAILED.value
+            )
         return report
 
 
@@ -256,7 +258,7 @@ class OperationWorkflow:
 def _failed(result: TargetResult, err: ChildWorkflowError) -> TargetResult:
     """The failed child's own report (its error's details), or what its failure says."""
     cause = err.cause
-    if isinstance(cause, ApplicationError) and cause.type == TARGET_FAILED and cause.details:
+    if isinstance(cause, ApplicationError) and cause.type == ErrorType.TARGET_FAILED and cause.details:
         return TargetResult.model_validate(cause.details[0])
     if isinstance(cause, CancelledError):
         update = {

@@ -54,13 +54,15 @@ from typing import Any
 import ansible_runner
 import yaml
 from temporalio import activity
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import CancelledError
 
 from activities.ansible.batches import Batches, wait_heartbeating
 from activities.ansible.inputs import check_extravars, target_host, untrusted_extravars
 from activities.config import Settings
+from activities.errors import PermanentError, TemporaryError
 from workflows.actions import AnsibleAction
 from workflows.activity_names import ANSIBLE_APPLY, ANSIBLE_PREVIEW, ANSIBLE_ROLLBACK, ANSIBLE_SNAPSHOT
+from workflows.error_types import ErrorType
 from workflows.plans import ActionOutcome, ActionRequest, HostResult
 
 STOP_GRACE = 10.0  # seconds between SIGTERM and SIGKILL when a run is cancelled or times out
@@ -260,7 +262,9 @@ def _marker(key: str) -> str:
 
 def _action(request: ActionRequest) -> AnsibleAction:
     if not isinstance(request.action, AnsibleAction):
-        raise ApplicationError(f"not an Ansible action: {request.action.executor}", non_retryable=True)
+        raise PermanentError(
+            f"not an Ansible action: {request.action.executor}", type=ErrorType.WRONG_EXECUTOR
+        )
     return request.action
 
 
@@ -286,19 +290,18 @@ class AnsibleExecutor:
     def _playbook(self, name: str) -> Path:
         path = (self._playbook_dir / name).resolve()
         if not path.is_relative_to(self._playbook_dir) or not path.is_file():
-            raise ApplicationError(
-                f"playbook {name!r} not found in {self._playbook_dir}", type="BadPlaybook", non_retryable=True
+            raise PermanentError(
+                f"playbook {name!r} not found in {self._playbook_dir}", type=ErrorType.BAD_PLAYBOOK
             )
         return path
 
     def _limit(self, limit: str) -> str:
         """--limit: one host of the configured inventory (the guard checks it is one), or none."""
         if not self._inventory:
-            raise ApplicationError(
+            raise PermanentError(
                 "no Ansible inventory is configured (REMEDIATOR_ANSIBLE_INVENTORY): Ansible runs only "
                 "on inventory hosts, never on one an alert names",
-                type="NoInventory",
-                non_retryable=True,
+                type=ErrorType.NO_INVENTORY,
             )
         return target_host(limit) if limit else ""
 
@@ -395,8 +398,9 @@ class AnsibleExecutor:
         if run.stop_reason == "cancelled":
             raise CancelledError(f"{what} cancelled during {run.progress!r}; ansible-playbook stopped")
         if run.stop_reason:
-            raise ApplicationError(
-                f"{what} timed out during {run.progress!r}; ansible-playbook stopped", type="AnsibleTimeout"
+            raise TemporaryError(
+                f"{what} timed out during {run.progress!r}; ansible-playbook stopped",
+                type=ErrorType.ANSIBLE_TIMEOUT,
             )
         failed = outcome.model_copy(update={"ok": False})
         if run.failures:
@@ -404,31 +408,26 @@ class AnsibleExecutor:
                 f"; and {len(run.failures) - 5} more" if len(run.failures) > 5 else ""
             )
             if run.guard_refused:
-                raise ApplicationError(
-                    f"{what} refused: {shown}", failed, type="UnsafeInput", non_retryable=True
-                )
-            kind = "AnsibleTaskFailed" if run.task_failed else "AnsibleUnreachable"
-            raise ApplicationError(f"{what} failed: {shown}", failed, type=kind)
+                raise PermanentError(f"{what} refused: {shown}", failed, type=ErrorType.UNSAFE_INPUT)
+            kind = ErrorType.ANSIBLE_TASK_FAILED if run.task_failed else ErrorType.ANSIBLE_UNREACHABLE
+            raise TemporaryError(f"{what} failed: {shown}", failed, type=kind)
         if run.status != "successful" and run.rc != _RC_PARSER_ERROR and limit and not hosts:
             # Ansible found no host by that name: the alert named a host outside the inventory.
-            raise ApplicationError(
+            raise PermanentError(
                 f"{what} refused: alert host {limit!r} is not a host of the inventory "
                 f"({_ansible_error(run.stdout)})",
                 failed,
-                type="UnsafeInput",
-                non_retryable=True,
+                type=ErrorType.UNSAFE_INPUT,
             )
         if run.status != "successful":
             # A parse error, or one before any host ran (inventory, options, no host to target), is
             # configuration: a retry would fail the same way.
-            raise ApplicationError(
-                f"{what} failed (rc {run.rc}): {_ansible_error(run.stdout)}",
-                failed,
-                type="BadPlaybook" if run.rc == _RC_PARSER_ERROR else "AnsibleError",
-                non_retryable=run.rc == _RC_PARSER_ERROR or not hosts,
-            )
+            message = f"{what} failed (rc {run.rc}): {_ansible_error(run.stdout)}"
+            if run.rc == _RC_PARSER_ERROR:
+                raise PermanentError(message, failed, type=ErrorType.BAD_PLAYBOOK)
+            raise (TemporaryError if hosts else PermanentError)(message, failed, type=ErrorType.ANSIBLE_ERROR)
         if not hosts:
-            raise ApplicationError(f"{what} matched no hosts", type="NoHosts", non_retryable=True)
+            raise PermanentError(f"{what} matched no hosts", type=ErrorType.NO_HOSTS)
         key = request.idempotency_key
         if not fresh:
             outcome.summary = (
@@ -468,7 +467,9 @@ class AnsibleExecutor:
                 raise CancelledError("ansible check cancelled while waiting for a shared run")
 
         if not wait_heartbeating(event, _POLL_SECONDS, beat, _deadline()):
-            raise ApplicationError("ansible check timed out waiting for a shared run", type="AnsibleTimeout")
+            raise TemporaryError(
+                "ansible check timed out waiting for a shared run", type=ErrorType.ANSIBLE_TIMEOUT
+            )
 
     @activity.defn(name=ANSIBLE_PREVIEW, no_thread_cancel_exception=True)
     def preview(self, request: ActionRequest) -> ActionOutcome:

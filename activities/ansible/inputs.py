@@ -11,6 +11,9 @@ from typing import Any
 import yaml
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import PermanentError
+from workflows.error_types import ErrorType
+
 # `#jinja2:` is a template header that can redefine the other three markers.
 _TEMPLATE_MARKERS = ("{{", "{%", "{#", "#jinja2:")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -38,7 +41,7 @@ def untrusted_extravars(extravars: dict[str, Any]) -> str:
 
 
 def _unsafe(message: str) -> ApplicationError:
-    return ApplicationError(message, type="UnsafeInput", non_retryable=True)
+    return PermanentError(message, type=ErrorType.UNSAFE_INPUT)
 
 
 def _refuse_templates(value: Any, where: str) -> None:

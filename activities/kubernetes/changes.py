@@ -15,8 +15,10 @@ from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.kubernetes.cluster import APPLIED, PREVIOUS, KubeCluster, diff_text, refuse
+from activities.errors import PermanentError
+from activities.kubernetes.cluster import APPLIED, PREVIOUS, KubeCluster, diff_text
 from workflows.actions import KubernetesAction, NodeArgs, ResourcesArgs, ScaleArgs
+from workflows.error_types import ErrorType
 from workflows.plans import ActionOutcome
 
 STRATEGIC = "application/strategic-merge-patch+json"
@@ -230,7 +232,10 @@ class Resources(DeploymentChange):
             if container["name"] == self.args.container:
                 return index, container
         names = ", ".join(c["name"] for c in containers)
-        raise refuse(f"{self.what} has no container {self.args.container!r} (it has {names})", "BadArguments")
+        raise PermanentError(
+            f"{self.what} has no container {self.args.container!r} (it has {names})",
+            type=ErrorType.BAD_ARGUMENTS,
+        )
 
     def change(self, live: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         _, container = self._container(live)
@@ -300,8 +305,9 @@ def node_workloads(cluster: KubeCluster, node: str) -> list[dict[str, Any]]:
     """
     what = f"node {node}"
     if not cluster.allows_any:
-        raise refuse(
-            f"{what}: REMEDIATOR_KUBE_NAMESPACES allows no namespace, so no node", "NamespaceNotAllowed"
+        raise PermanentError(
+            f"{what}: REMEDIATOR_KUBE_NAMESPACES allows no namespace, so no node",
+            type=ErrorType.NAMESPACE_NOT_ALLOWED,
         )
     listing = cluster.call(
         f"pods on {what}", cluster.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}"

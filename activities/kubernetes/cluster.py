@@ -31,18 +31,20 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.config import Settings
+from activities.errors import PermanentError, TemporaryError
+from workflows.error_types import ErrorType
 
 REVISION = "deployment.kubernetes.io/revision"
 APPLIED = "remediator.io/applied"  # the idempotency key of the change the object carries
 PREVIOUS = "remediator.io/previous"  # what the rollback of that change restores (JSON)
 _SERVER_SET = ("uid", "resourceVersion", "generation", "creationTimestamp", "managedFields", "selfLink")
 _PERMANENT = {
-    400: "KubernetesBadRequest",
-    401: "KubernetesUnauthorized",
-    403: "KubernetesForbidden",
-    404: "KubernetesNotFound",
-    405: "KubernetesMethodNotAllowed",
-    422: "KubernetesInvalid",
+    400: ErrorType.KUBERNETES_BAD_REQUEST,
+    401: ErrorType.KUBERNETES_UNAUTHORIZED,
+    403: ErrorType.KUBERNETES_FORBIDDEN,
+    404: ErrorType.KUBERNETES_NOT_FOUND,
+    405: ErrorType.KUBERNETES_METHOD_NOT_ALLOWED,
+    422: ErrorType.KUBERNETES_INVALID,
 }
 # kubectl runs with -v=6, which logs every response as `"Response" verb=... status="403 Forbidden"`:
 # the last failed one says what went wrong even where kubectl words the error its own way
@@ -65,18 +67,20 @@ _HEARTBEAT_SECONDS = 1.0
 def status_error(what: str, status: int, reason: str, message: str) -> ApplicationError:
     """An API answer as the error Temporal acts on: retry what can change, fail fast on what cannot."""
     if status == 409 and reason == "AlreadyExists":
-        kind, retry = "KubernetesAlreadyExists", False
+        kind, retry = ErrorType.KUBERNETES_ALREADY_EXISTS, False
     elif status == 409 and message.startswith("Apply failed with"):
-        kind, retry = "KubernetesApplyConflict", False  # another field manager owns the field
+        kind, retry = ErrorType.KUBERNETES_APPLY_CONFLICT, False  # another field manager owns the field
     elif status in _PERMANENT:
         kind, retry = _PERMANENT[status], False
     elif status == 409:
-        kind, retry = "KubernetesConflict", True  # the object moved on; the retry reads it again
+        kind, retry = ErrorType.KUBERNETES_CONFLICT, True  # the object moved on; the retry reads it again
     elif status == 429:
-        kind, retry = "KubernetesThrottled", True
+        kind, retry = ErrorType.KUBERNETES_THROTTLED, True
     else:
-        kind, retry = "KubernetesServerError", True
-    return ApplicationError(f"{what}: {message} (HTTP {status} {reason})", type=kind, non_retryable=not retry)
+        kind, retry = ErrorType.KUBERNETES_SERVER_ERROR, True
+    return (TemporaryError if retry else PermanentError)(
+        f"{what}: {message} (HTTP {status} {reason})", type=kind
+    )
 
 
 def _api_error(what: str, err: ApiException) -> ApplicationError:
@@ -89,13 +93,10 @@ def _api_error(what: str, err: ApiException) -> ApplicationError:
     return status_error(what, status, body.get("reason") or str(err.reason or ""), message)
 
 
-def refuse(message: str, kind: str) -> ApplicationError:
-    """A request that cannot succeed however often it is retried (bad arguments, a refused target)."""
-    return ApplicationError(message, type=kind, non_retryable=True)
-
-
 def unreachable(what: str, detail: str) -> ApplicationError:
-    return ApplicationError(f"{what}: the API server did not answer: {detail}", type="KubernetesUnavailable")
+    return TemporaryError(
+        f"{what}: the API server did not answer: {detail}", type=ErrorType.KUBERNETES_UNAVAILABLE
+    )
 
 
 @contextmanager
@@ -135,14 +136,16 @@ def _kubectl_error(what: str, stderr: str) -> ApplicationError:
     prefix = _PREFIXES.match(last)
     message = last[prefix.end() :] if prefix else last
     if any(marker in line for line in said for marker in _GAVE_UP):
-        return ApplicationError(f"{what}: kubectl gave up waiting: {message}", type="KubernetesTimeout")
+        return TemporaryError(
+            f"{what}: kubectl gave up waiting: {message}", type=ErrorType.KUBERNETES_TIMEOUT
+        )
     if any(marker in message for marker in _UNREACHABLE):  # no answer at all; earlier 404s do not count
         return unreachable(what, message)
     failed = [m for m in _RESPONSE.finditer(stderr) if not m.group(1).startswith("2")]
     if failed:
         reason = (prefix.group(2) if prefix else None) or failed[-1].group(2).replace(" ", "")
         return status_error(what, int(failed[-1].group(1)), reason, message)
-    return ApplicationError(f"{what}: kubectl: {message}", type="KubectlFailed", non_retryable=True)
+    return PermanentError(f"{what}: kubectl: {message}", type=ErrorType.KUBECTL_FAILED)
 
 
 class KubeCluster:
@@ -167,9 +170,9 @@ class KubeCluster:
         if "*" in self._allowed or namespace in self._allowed:
             return
         allowed = ", ".join(sorted(self._allowed)) or "none"
-        raise refuse(
+        raise PermanentError(
             f"namespace {namespace!r} is not in REMEDIATOR_KUBE_NAMESPACES (allowed: {allowed})",
-            "NamespaceNotAllowed",
+            type=ErrorType.NAMESPACE_NOT_ALLOWED,
         )
 
     @property
@@ -191,8 +194,9 @@ class KubeCluster:
                         )
                 except (config.ConfigException, OSError) as err:
                     where = settings.kubeconfig or "the default kubeconfig"
-                    raise refuse(
-                        f"cannot load the Kubernetes configuration from {where}: {err}", "KubeConfig"
+                    raise PermanentError(
+                        f"cannot load the Kubernetes configuration from {where}: {err}",
+                        type=ErrorType.KUBE_CONFIG,
                     ) from err
                 configuration.retries = 0  # Temporal's retry policy is the only retry loop
                 self._api = client.ApiClient(configuration)

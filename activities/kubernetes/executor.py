@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import PermanentError
 from activities.kubernetes.changes import (
     Resources,
     Restart,
@@ -26,7 +27,7 @@ from activities.kubernetes.changes import (
     node_workloads,
     snapshot_of,
 )
-from activities.kubernetes.cluster import KubeCluster, diff_text, refuse
+from activities.kubernetes.cluster import KubeCluster, diff_text
 from activities.kubernetes.kubectl import Drain, Manifest, Undo
 from workflows.actions import (
     ApplyArgs,
@@ -45,6 +46,7 @@ from workflows.activity_names import (
     KUBERNETES_ROLLBACK,
     KUBERNETES_SNAPSHOT,
 )
+from workflows.error_types import ErrorType
 from workflows.plans import ActionOutcome, ActionRequest
 
 # creationTimestamp has whole seconds and comes from another clock than Temporal's scheduled time.
@@ -175,7 +177,9 @@ def operation(cluster: KubeCluster, action: KubernetesAction, undo: bool = False
             return Drain(cluster, args)
         case "apply", ApplyArgs():
             return Manifest(cluster, action, args)
-    raise refuse(f"{action.operation} does not take {type(args).__name__}", "BadArguments")
+    raise PermanentError(
+        f"{action.operation} does not take {type(args).__name__}", type=ErrorType.BAD_ARGUMENTS
+    )
 
 
 class KubernetesExecutor:
@@ -184,7 +188,9 @@ class KubernetesExecutor:
 
     def _operation(self, request: ActionRequest, undo: bool = False) -> Operation:
         if not isinstance(request.action, KubernetesAction):
-            raise refuse(f"not a Kubernetes action: {request.action.executor}", "BadAction")
+            raise PermanentError(
+                f"not a Kubernetes action: {request.action.executor}", type=ErrorType.BAD_ACTION
+            )
         return operation(self._cluster, request.action, undo)
 
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Any
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import PermanentError
 from activities.kubernetes.changes import (
     DeploymentTarget,
     Schedulable,
@@ -36,10 +37,10 @@ from activities.kubernetes.cluster import (
     api_errors,
     diff_text,
     owned_replicasets,
-    refuse,
     strip_server_fields,
 )
 from workflows.actions import ApplyArgs, DrainArgs, KubernetesAction, NodeArgs, UndoArgs
+from workflows.error_types import ErrorType
 from workflows.plans import ActionOutcome
 
 HASH_LABEL = "pod-template-hash"
@@ -77,8 +78,9 @@ class Undo(DeploymentTarget):
         if target is None:
             known = ", ".join(str(r) for r in sorted(_revision(rs) for rs in owned)) or "none"
             wanted = self.args.to_revision or "before the current one"
-            raise refuse(
-                f"{self.what} has no revision {wanted} to roll back to (revisions: {known})", "NoSuchRevision"
+            raise PermanentError(
+                f"{self.what} has no revision {wanted} to roll back to (revisions: {known})",
+                type=ErrorType.NO_SUCH_REVISION,
             )
         return deployment, current, target
 
@@ -156,9 +158,9 @@ class Undo(DeploymentTarget):
         previous = json.loads(deployment["metadata"]["annotations"][PREVIOUS])
         back = next((rs for rs in owned if rs["metadata"]["name"] == previous["replicaSet"]), None)
         if back is None:
-            raise refuse(
+            raise PermanentError(
                 f"{self.what}: ReplicaSet {previous['replicaSet']!r} of the revision before this step is gone",
-                "NoSuchRevision",
+                type=ErrorType.NO_SUCH_REVISION,
             )
         said = self._undo(_revision(back))
         return ActionOutcome(
@@ -236,13 +238,16 @@ class Manifest:
                     api_version=manifest["apiVersion"], kind=manifest["kind"]
                 )
         except ResourceNotFoundError as err:
-            raise refuse(f"the cluster does not serve {kind}", "UnknownKind") from err
+            raise PermanentError(f"the cluster does not serve {kind}", type=ErrorType.UNKNOWN_KIND) from err
         if not self.resource.namespaced:
-            raise refuse(
-                f"{kind} is cluster-scoped; the namespace allow-list cannot bound it", "ClusterScoped"
+            raise PermanentError(
+                f"{kind} is cluster-scoped; the namespace allow-list cannot bound it",
+                type=ErrorType.CLUSTER_SCOPED,
             )
         if not self.namespace:
-            raise refuse(f"applying {kind} {self.name} needs a namespace", "BadArguments")
+            raise PermanentError(
+                f"applying {kind} {self.name} needs a namespace", type=ErrorType.BAD_ARGUMENTS
+            )
         meta["namespace"] = self.namespace
         self.manifest = manifest
         self.what = f"{manifest['kind']} {self.namespace}/{self.name}"

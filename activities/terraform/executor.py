@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import CancelledError
 
 from activities.config import Settings
+from activities.errors import PermanentError, TemporaryError
 from activities.terraform import report
 from activities.terraform.files import (
     MARKER_OUTPUT,
@@ -60,6 +61,7 @@ from workflows.activity_names import (
     TERRAFORM_ROLLBACK,
     TERRAFORM_SNAPSHOT,
 )
+from workflows.error_types import ErrorType
 from workflows.plans import ActionOutcome, ActionRequest
 
 
@@ -91,10 +93,6 @@ class Step:
         return TerraformRun(self.dir / "runs" / name)
 
 
-def _refuse(message: str, kind: str) -> NoReturn:
-    raise ApplicationError(message, type=kind, non_retryable=True)
-
-
 class TerraformExecutor:
     def __init__(self, settings: Settings) -> None:
         self._modules = settings.terraform_modules_dir.resolve()
@@ -108,7 +106,7 @@ class TerraformExecutor:
     def _step(self, request: ActionRequest) -> Step:
         action = request.action
         if not isinstance(action, TerraformAction):
-            _refuse(f"not a Terraform action: {action.executor}", "WrongExecutor")
+            raise PermanentError(f"not a Terraform action: {action.executor}", type=ErrorType.WRONG_EXECUTOR)
         step_dir = self._work / safe_name(request.incident_id) / safe_name(request.step)
         if not action.workspace:
             state = step_dir / "terraform.tfstate"
@@ -121,9 +119,15 @@ class TerraformExecutor:
     def _source(self, module: str) -> Path:
         path = (self._modules / module).resolve()
         if not path.is_relative_to(self._modules):
-            _refuse(f"module {module!r} resolves outside the modules directory {self._modules}", "BadModule")
+            raise PermanentError(
+                f"module {module!r} resolves outside the modules directory {self._modules}",
+                type=ErrorType.BAD_MODULE,
+            )
         if not path.is_dir() or not (any(path.glob("*.tf")) or any(path.glob("*.tf.json"))):
-            _refuse(f"module {module!r} not found in {self._modules} (no .tf files there)", "BadModule")
+            raise PermanentError(
+                f"module {module!r} not found in {self._modules} (no .tf files there)",
+                type=ErrorType.BAD_MODULE,
+            )
         return path
 
     def _command(self) -> list[str]:
@@ -131,8 +135,9 @@ class TerraformExecutor:
             return terraform_command("")
         found = shutil.which(self._binary)
         if not found:
-            _refuse(
-                f"REMEDIATOR_TERRAFORM_BIN={self._binary!r} is not an executable on PATH", "TerraformMissing"
+            raise PermanentError(
+                f"REMEDIATOR_TERRAFORM_BIN={self._binary!r} is not an executable on PATH",
+                type=ErrorType.TERRAFORM_MISSING,
             )
         return terraform_command(found)
 
@@ -164,14 +169,14 @@ class TerraformExecutor:
             result = run.follow(on_event, poll, self._grace)
         except RunDetached:
             # Graceful worker shutdown: Terraform carries on detached and the retry re-attaches.
-            raise ApplicationError(
-                f"worker shutting down; terraform {what} keeps running", type="WorkerShutdown"
+            raise TemporaryError(
+                f"worker shutting down; terraform {what} keeps running", type=ErrorType.WORKER_SHUTDOWN
             ) from None
         except StopTimeout:
-            _refuse(
+            raise PermanentError(
                 f"terraform {what} did not stop within {self._grace:g}s of SIGINT; see {run.dir}",
-                "StopTimeout",
-            )
+                type=ErrorType.STOP_TIMEOUT,
+            ) from None
         if result.interrupted and activity.is_cancelled():
             raise CancelledError(f"terraform {what} interrupted by cancellation: {report.error_text(result)}")
         return result
@@ -179,12 +184,14 @@ class TerraformExecutor:
     def _fail(self, what: str, step: Step, result: RunResult, retryable: bool) -> NoReturn:
         message = f"terraform {what} of module {step.action.module!r} failed: {report.error_text(result)}"
         if report.has_diagnostic(result, report.LOCK_ERROR):
-            raise ApplicationError(message, type="StateLocked")  # the holder finishes; Temporal retries
+            raise TemporaryError(
+                message, type=ErrorType.STATE_LOCKED
+            )  # the holder finishes; Temporal retries
         if report.has_diagnostic(result, report.STALE_PLAN):
-            _refuse(f"{message}; preview and approve again", "StalePlan")
+            raise PermanentError(f"{message}; preview and approve again", type=ErrorType.STALE_PLAN)
         if what in ("init", "plan") and report.has_config_error(result):
-            _refuse(message, "BadModule")
-        raise ApplicationError(message, type="TerraformFailed", non_retryable=not retryable)
+            raise PermanentError(message, type=ErrorType.BAD_MODULE)
+        raise (TemporaryError if retryable else PermanentError)(message, type=ErrorType.TERRAFORM_FAILED)
 
     def _resume(self, step: Step, run: TerraformRun, planned: dict[str, Any]) -> RunStatus:
         """Status of an earlier attempt's run. One that failed before changing anything (a lost race
@@ -201,11 +208,11 @@ class TerraformExecutor:
             run.dir.rename(run.dir.with_name(f"{run.dir.name}.failed-{activity.info().attempt}"))
             return RunStatus.NEW
         if status is RunStatus.DIED:
-            _refuse(
+            raise PermanentError(
                 f"the {run.dir.name} run of {step.request.idempotency_key} died mid-way without recording "
                 f"how it ended; resources may be partly changed (state now {read_state(step.state_path).version}, "
                 f"planned against {planned}). Inspect {run.dir}, then preview and approve again",
-                "Interrupted",
+                type=ErrorType.INTERRUPTED,
             )
         return status
 
@@ -246,9 +253,9 @@ class TerraformExecutor:
         step = self._step(request)
         action = step.action
         if step.run("apply").status() is not RunStatus.NEW:
-            _refuse(
+            raise PermanentError(
                 f"{request.idempotency_key} was already applied; a new preview would replace its plan",
-                "Applied",
+                type=ErrorType.APPLIED,
             )
         source = self._source(action.module)
         digest = config_digest(source, action.variables, action.workspace)
@@ -309,9 +316,9 @@ class TerraformExecutor:
         step = self._step(request)
         preview = read_json(step.dir / "preview.json")
         if preview is None:
-            _refuse(
+            raise PermanentError(
                 f"{request.idempotency_key} has no recorded preview; preview and approve it first",
-                "NotPreviewed",
+                type=ErrorType.NOT_PREVIEWED,
             )
         run = step.run("apply")
         status = self._resume(step, run, preview["planned_state"])
@@ -340,21 +347,21 @@ class TerraformExecutor:
         action = step.action
         digest = config_digest(self._source(action.module), action.variables, action.workspace)
         if digest != preview["config_hash"]:
-            _refuse(
+            raise PermanentError(
                 f"the configuration of module {action.module!r} changed since the preview was approved "
                 f"(hash {preview['config_hash'][:12]} -> {digest[:12]}); preview and approve again",
-                "ConfigurationChanged",
+                type=ErrorType.CONFIGURATION_CHANGED,
             )
         if not step.plan_file.exists() or file_sha256(step.plan_file) != preview["plan_sha256"]:
-            _refuse(
+            raise PermanentError(
                 f"the plan file {step.plan_file} is not the one previewed; preview and approve again",
-                "PlanChanged",
+                type=ErrorType.PLAN_CHANGED,
             )
         if state.version != preview["planned_state"]:
-            _refuse(
+            raise PermanentError(
                 f"the Terraform state changed since the preview (planned against {preview['planned_state']}, "
                 f"now {state.version}): another apply ran on it; preview and approve again",
-                "StalePlan",
+                type=ErrorType.STALE_PLAN,
             )
 
     def _outcome(
@@ -397,7 +404,10 @@ class TerraformExecutor:
                     ok=True, summary=f"state unchanged since the snapshot ({snapped}); nothing to undo"
                 )
             if not step.module_dir.exists():
-                _refuse(f"the working copy {step.module_dir} is gone; cannot roll back", "Interrupted")
+                raise PermanentError(
+                    f"the working copy {step.module_dir} is gone; cannot roll back",
+                    type=ErrorType.INTERRUPTED,
+                )
             inputs = self._rollback_inputs(step, snap, current)
             if inputs is None:
                 return ActionOutcome(
@@ -431,11 +441,11 @@ class TerraformExecutor:
         if not snap["resources"]:
             return variables, ["-destroy"]  # the state was empty before: "previous" is nothing at all
         if snap["previous_variables"] is None:
-            _refuse(
+            raise PermanentError(
                 "rollback `previous` needs the variables the state was last applied with, and this state "
                 "was not last written by Remediator; use rollback `destroy` or restore by hand from "
                 f"{snap['state_copy']}",
-                "NoPreviousVariables",
+                type=ErrorType.NO_PREVIOUS_VARIABLES,
             )
         return dict(snap["previous_variables"]), []
 
