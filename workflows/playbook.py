@@ -18,22 +18,39 @@ and the interpreter validates it again once the templates are rendered.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 from temporalio.common import RetryPolicy
 
 from workflows import regex
 from workflows.conditions import Condition
 from workflows.durations import Duration
+from workflows.error_types import ErrorType
 from workflows.matching import Match
 from workflows.templating import Loc
 
 Scalar = bool | int | float | str
 _STEP_ID = r"^[a-z][a-z0-9_]{0,62}$"
 _CONFIG = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+
+def _known_error_type(value: Any) -> Any:
+    """A name Temporal would compare with error types: a typo would silently never match."""
+    names = [t.value for t in ErrorType]
+    if isinstance(value, str) and value in names:
+        return value
+    close = difflib.get_close_matches(value, names, n=1) if isinstance(value, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise PydanticCustomError(
+        "error_type",
+        "unknown error type {value}{hint}; playbooks/README.md lists the error types",
+        {"value": repr(value), "hint": hint},
+    )
 
 
 class RetrySpec(BaseModel):
@@ -44,7 +61,7 @@ class RetrySpec(BaseModel):
     initial_interval: Duration = timedelta(seconds=1)
     backoff_coefficient: float = Field(default=2.0, ge=1.0)
     maximum_interval: Duration | None = None
-    non_retryable_error_types: list[str] = []
+    non_retryable_error_types: list[Annotated[ErrorType, BeforeValidator(_known_error_type)]] = []
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(
@@ -52,7 +69,7 @@ class RetrySpec(BaseModel):
             backoff_coefficient=self.backoff_coefficient,
             maximum_interval=self.maximum_interval,
             maximum_attempts=self.maximum_attempts,
-            non_retryable_error_types=self.non_retryable_error_types or None,
+            non_retryable_error_types=[t.value for t in self.non_retryable_error_types] or None,
         )
 
 
