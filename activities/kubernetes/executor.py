@@ -124,7 +124,7 @@ class DeletePod:
         try:
             pod = self._read()
         except ApplicationError as err:
-            if info.attempt > 1 and err.type == "KubernetesNotFound":
+            if info.attempt > 1 and err.type == ErrorType.KUBERNETES_NOT_FOUND:
                 return ActionOutcome(
                     ok=True, changed=True, summary=f"{self.what} is gone (deleted by an earlier attempt)"
                 )

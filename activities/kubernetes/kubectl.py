@@ -259,7 +259,7 @@ class Manifest:
                     name=self.name, namespace=self.namespace, _request_timeout=self.cluster.timeout
                 )
         except ApplicationError as err:
-            if err.type == "KubernetesNotFound":
+            if err.type == ErrorType.KUBERNETES_NOT_FOUND:
                 return None
             raise
         return dict(found.to_dict())
