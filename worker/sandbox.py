@@ -28,6 +28,7 @@ MODEL_MODULES = frozenset(
         "workflows.decisions",
         "workflows.diagnosis",
         "workflows.durations",
+        "workflows.error_types",
         "workflows.evidence",
         "workflows.incident_models",
         "workflows.investigation_models",

@@ -15,11 +15,11 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 
+from activities.config import REPO_ROOT
 from activities.errors import PermanentError, TemporaryError
-from activities.kubernetes import status_error
-from worker.settings import REPO_ROOT
+from activities.kubernetes.cluster import status_error
 from workflows.error_types import ErrorType, Retry
-from workflows.models import ActionOutcome
+from workflows.plans import ActionOutcome
 
 CLASSES = {"PermanentError": {Retry.NO, Retry.DEPENDS}, "TemporaryError": {Retry.YES, Retry.DEPENDS}}
 

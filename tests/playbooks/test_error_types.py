@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from activities.config import REPO_ROOT
 from worker.playbooks import load_playbook, playbook_files
-from worker.settings import REPO_ROOT
 from worker.yaml_source import SourceError
 from workflows.error_types import ErrorType
 from workflows.playbook import RetrySpec
