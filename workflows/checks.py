@@ -9,6 +9,7 @@ template such as `${steps.probe.status}` is checked before anything runs.
 | `probe`                       | `probe.http`                  | `ProbeResult`     |
 | `prometheus`                  | `metrics.query`               | `MetricSample`    |
 | `evidence`                    | `gather_evidence` (the alert) | `Evidence`        |
+| `health`                      | `verify` (the alert)          | `Health`          |
 | `kubernetes.pods`             | `kube_pods`                   | `PodList`         |
 | `kubernetes.deployments`      | `kube_deployments`            | `DeploymentList`  |
 | `kubernetes.events`           | `kube_events`                 | `EventList`       |
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflows.actions import ActionSpec
 from workflows.activity_names import (
@@ -36,6 +37,7 @@ from workflows.activity_names import (
     KUBE_ROLLOUT_HISTORY,
     METRICS_QUERY,
     PROBE_HTTP,
+    VERIFY,
     executor_op,
 )
 from workflows.alerts import Alert
@@ -53,7 +55,7 @@ from workflows.kube_reads import (
     RolloutHistory,
     RolloutHistoryQuery,
 )
-from workflows.plans import ActionOutcome, ActionRequest
+from workflows.plans import ActionOutcome, ActionRequest, VerifyRequest
 
 
 class _Read(BaseModel):
@@ -126,6 +128,32 @@ class EvidenceCheck(_Read):
         return alert
 
 
+class Health(BaseModel):
+    """What `verify` found. It answers only once healthy (and raises until then), with one sentence."""
+
+    ok: bool = True
+    summary: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sentence(cls, data: Any) -> Any:
+        # The activity returns a plain string (histories hold it so); a journal holds the model.
+        return {"summary": data} if isinstance(data, str) else data
+
+
+class HealthCheck(_Read):
+    """The incident's own verification: the probe URL answers 2xx and `healthy_query` is truthy; with
+    neither, Prometheus no longer reports the alert firing (see activities/evidence.py)."""
+
+    ACTIVITY, INPUT, OUTPUT = VERIFY, VerifyRequest, Health
+    type: Literal["health"] = "health"
+    probe_url: str = ""
+    healthy_query: str = ""
+
+    def request(self, incident_id: str, step: str, alert: Alert) -> BaseModel:
+        return VerifyRequest(alert=alert, probe_url=self.probe_url, healthy_query=self.healthy_query)
+
+
 class PreviewCheck(_Read):
     """An executor's preview of an action: what it would do, read without changing anything."""
 
@@ -145,6 +173,7 @@ _KINDS = (
     ProbeCheck,
     PrometheusCheck,
     EvidenceCheck,
+    HealthCheck,
     PodsCheck,
     DeploymentsCheck,
     EventsCheck,
@@ -156,6 +185,7 @@ CheckSpec = Annotated[
     ProbeCheck
     | PrometheusCheck
     | EvidenceCheck
+    | HealthCheck
     | PodsCheck
     | DeploymentsCheck
     | EventsCheck

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
@@ -53,6 +53,7 @@ from workflows.playbook_host import (
     MIN_WAIT,
     SUMMARY_CHARS,
     ApprovalRequest,
+    Cause,
     Outcome,
     PlaybookHost,
     PlaybookResult,
@@ -72,6 +73,8 @@ TRUSTED_CONTEXT_PATCH = "trusted-context"
 # A change the policy would auto-approve still waits for a human after a failed or empty preview, or
 # when the playbook has nothing to verify the fix with.
 CLEAN_PREVIEW_PATCH = "auto-approve-after-clean-preview"
+# A policy wait longer than max_wait escalates before anyone is asked to approve the action it holds.
+WAIT_BEFORE_APPROVAL_PATCH = "max-wait-before-approval"
 
 
 @dataclass
@@ -84,11 +87,14 @@ class _Compensation:
 
 
 class _End(Exception):
-    def __init__(self, outcome: Outcome, reason: str, compensate: bool = True) -> None:
+    def __init__(
+        self, outcome: Outcome, reason: str, compensate: bool = True, cause: Cause | None = None
+    ) -> None:
         super().__init__(reason)
         self.outcome: Outcome = outcome
         self.reason = reason
         self.compensate = compensate
+        self.cause = cause
 
 
 def _error_text(err: BaseException) -> str:
@@ -117,9 +123,13 @@ class PlaybookInterpreter:
         environment: str | None = None,
         scope: tuple[str, ...] = ("*",),
         dry_run: bool = False,
+        human: str = "",
+        may_wait: bool = True,
     ) -> None:
         """`environment` is the trusted one whose policy applies (None: the alert's label, for callers
-        without a credential behind them); `scope` holds the service globs actions may touch."""
+        without a credential behind them); `scope` holds the service globs actions may touch; `human`
+        says why every action waits for a person even where the policy would auto-approve it; without
+        `may_wait` a policy wait (window, limit) escalates at once instead of holding the action."""
         self.host = host
         self.pinned = pinned
         self.policy = policy
@@ -128,6 +138,8 @@ class PlaybookInterpreter:
         self.environment = alert.environment if environment is None else environment
         self.scope = scope
         self.dry_run = dry_run or policy.is_dry_run(self.environment)
+        self.human = human
+        self.may_wait = may_wait
         self.context: dict[str, Any] = {}
         self.compensations: list[_Compensation] = []
         self.approvers: set[str] = set()
@@ -144,19 +156,21 @@ class PlaybookInterpreter:
             "playbook",
             f"{self.pinned.name} (sha256 {self.pinned.sha256[:12]}, {self.pinned.source or 'pinned'})",
         )
+        cause: Cause | None = None
         try:
             self._prepare()
             await self._sequence(playbook.steps)
             outcome: Outcome = "resolved"
             reason = "every step ran" if not self.dry_run else "dry-run: every step ran; nothing was executed"
         except _End as end:
-            outcome, reason = end.outcome, end.reason
+            outcome, reason, cause = end.outcome, end.reason, end.cause
             self.host.record(f"playbook ended: {outcome}", reason)
             if end.compensate:
                 reason += await self._compensate()
         return PlaybookResult(
             outcome=outcome,
             reason=reason,
+            cause=cause,
             dry_run=self.dry_run,
             applied=self.applied,
             outputs=self.context.get("steps", {}),
@@ -280,14 +294,12 @@ class PlaybookInterpreter:
             self.host.record(f"dry-run: would apply {step.id}")
             self._trace(step, "dry-run", preview.summary)
             return
+        if verdict.wait_until is not None and workflow.patched(WAIT_BEFORE_APPROVAL_PATCH):
+            self._within_max_wait(step, verdict, first)
         await self._authorise(step, action, verdict, preview)
         while verdict.wait_until is not None:
             # Windows and limits: a durable timer, then the policy is asked again with fresh counts.
-            if verdict.wait_until - first > self.policy.max_wait:
-                raise _End(
-                    "escalated",
-                    f"{step.id} would wait past max_wait ({self.policy.max_wait}): {verdict.reason}",
-                )
+            self._within_max_wait(step, verdict, first)
             self.host.record(f"waiting before {step.id}", f"until {verdict.wait_until:%Y-%m-%d %H:%M:%S}Z")
             if await self._wait(verdict.wait_until - workflow.now(), f"policy allows {step.id}"):
                 self._stop_if_resolved(f"action {step.id}")
@@ -310,6 +322,17 @@ class PlaybookInterpreter:
         self.host.record(f"step {step.id} applied", outcome.summary)
         self._trace(step, "ok", outcome.summary)
 
+    def _within_max_wait(self, step: ActionStep, verdict: Verdict, first: datetime) -> None:
+        until = verdict.wait_until
+        if until is None or (self.may_wait and until - first <= self.policy.max_wait):
+            return
+        limit = f"past max_wait ({self.policy.max_wait})" if self.may_wait else "and may not"
+        raise _End(
+            "escalated",
+            f"{step.id} would wait {limit}: {verdict.reason}",
+            cause=Cause(kind="wait", step=step.id, detail=f"until {until:%Y-%m-%d %H:%M}Z"),
+        )
+
     def _target(self, step: ActionStep, action: ActionSpec) -> str:
         """What the policy judges and the limits count: the object acted on, inside the sender's scope."""
         label = self.alert.service or str(self.context["params"].get("service", ""))
@@ -326,6 +349,11 @@ class PlaybookInterpreter:
                 "escalated",
                 f"{step.id} acts on {target!r}, outside the services the alert's sender may speak for "
                 f"({', '.join(self.scope) or 'none'})",
+                cause=Cause(
+                    kind="policy",
+                    step=step.id,
+                    detail=f"{target!r} is outside the services the alert's sender may speak for",
+                ),
             )
         return target
 
@@ -347,7 +375,11 @@ class PlaybookInterpreter:
         self.host.record(f"policy for {step.id}", verdict.text())
         if not verdict.allowed:
             self._trace(step, "skipped", verdict.text())
-            raise _End("escalated", f"policy refused {step.id}: {verdict.reason}")
+            raise _End(
+                "escalated",
+                f"policy refused {step.id}: {verdict.reason}",
+                cause=Cause(kind="policy", step=step.id, detail=verdict.reason),
+            )
         return verdict
 
     async def _preview(self, step: ActionStep, action: ActionSpec) -> ActionOutcome:
@@ -359,7 +391,11 @@ class PlaybookInterpreter:
             if (refused := refused_target(err)) and workflow.patched(REFUSED_TARGETS_PATCH):
                 self.host.record(f"{step.id} refused by the executor", refused)
                 self._trace(step, "skipped", refused)
-                raise _End("escalated", f"{step.id} refused by the executor: {refused}") from None
+                raise _End(
+                    "escalated",
+                    f"{step.id} refused by the executor: {refused}",
+                    cause=Cause(kind="executor", step=step.id, detail=refused),
+                ) from None
             # A preview that fails still leaves a decision to a human; the failure is shown to them.
             preview = ActionOutcome(ok=False, summary=f"preview failed: {_error_text(err)}")
         self.host.record(f"preview of {step.id}", preview.summary)
@@ -367,6 +403,8 @@ class PlaybookInterpreter:
 
     def _unclean(self, action: ActionSpec, preview: ActionOutcome) -> str:
         """Why an action the policy would auto-approve still needs a human; empty when it need not."""
+        if self.human:
+            return self.human
         if action.risk == "read" or not workflow.patched(CLEAN_PREVIEW_PATCH):
             return ""
         if not preview.ok:
@@ -428,7 +466,8 @@ class PlaybookInterpreter:
         if result.outcome == "rejected":
             raise _End("rejected", f"{step.id} rejected: {result.reason or 'no reason given'}")
         if result.outcome == "timeout":
-            raise _End("escalated", f"nobody approved {step.id} in time")
+            timeout = Cause(kind="timeout", step=step.id, detail="nobody decided before the last deadline")
+            raise _End("escalated", f"nobody approved {step.id} in time", cause=timeout)
         if result.outcome == "resolved":
             self._stop_if_resolved(f"approval of {step.id}")
         eligible = set(request.eligible)

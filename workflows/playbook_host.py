@@ -101,9 +101,18 @@ class StepRecord(BaseModel):
     detail: str = ""
 
 
+class Cause(BaseModel):
+    """What escalated a run, apart from its reason's wording: for a host that words endings itself."""
+
+    kind: Literal["policy", "executor", "wait", "timeout"]
+    step: str
+    detail: str  # the bare why: the policy's reasons, the executor's refusal, the time it would wait for
+
+
 class PlaybookResult(BaseModel):
     outcome: Outcome
     reason: str
+    cause: Cause | None = None
     dry_run: bool = False
     applied: list[str] = []  # action steps that ran, in order
     outputs: dict[str, Any] = {}  # what `${steps.<id>...}` saw

@@ -18,6 +18,7 @@ from workflows.decisions import Decision
 from workflows.diagnosis import Diagnosis
 from workflows.evidence import Evidence
 from workflows.phases import Phase
+from workflows.playbook_host import Cause
 from workflows.policy import Policy, Usage, Window
 
 DEV = {"environment": "dev", "service": "web"}
@@ -315,6 +316,23 @@ async def test_rate_limit_beyond_max_wait_escalates(time_env: WorkflowEnvironmen
     assert "would wait past max_wait" in report.result.reason
     # Asked now, +10m, +20m and +30m; the wait to +40m is past max_wait.
     assert sum(1 for e in events(report) if e == "policy for restart") == 4
+    assert fakes.applied() == []
+
+
+async def test_a_wait_past_max_wait_escalates_before_anyone_is_asked(time_env: WorkflowEnvironment) -> None:
+    now = await time_env.get_current_time()  # server time runs ahead of the clock: timers skip
+    opens = (now + timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+    window = Window(name="later", start=opens.time(), end=(opens + timedelta(hours=1)).time())
+    # dev asks a human for changes here: without the early check the approval would come first.
+    policy = Policy(
+        environments={"dev": {}}, maintenance_windows=[window], max_wait="1h", default_environment="dev"
+    )
+    report, fakes = await restart_under(time_env, policy)
+    assert report.result.outcome == "escalated" and report.requests == []
+    assert "would wait past max_wait" in report.result.reason
+    assert report.result.cause == Cause(
+        kind="wait", step="restart", detail=f"until {window.next_opening(now):%Y-%m-%d %H:%M}Z"
+    )
     assert fakes.applied() == []
 
 
