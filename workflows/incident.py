@@ -1,7 +1,8 @@
 """IncidentWorkflow: one durable workflow per alert fingerprint.
 
 Received -> Gathering -> Diagnosing -> then the playbook pinned at start (workflows/interpreter.py,
-run on `IncidentRuntime`), or, when no playbook fits the alert, a catalogue plan proposed for approval:
+run on `IncidentRuntime`), or, when no playbook fits the alert, a catalogue plan proposed for approval,
+run by the same interpreter as a generated playbook (workflows/catalogue_playbook.py):
 AwaitingApproval -> Executing -> Verifying -> Resolved, with the side exits RolledBack, Escalated,
 Rejected, Cancelled and Failed. Deterministic code only: every side effect is an activity called by
 name; changes in what the workflow does are guarded by `workflow.patched` (see tests/replay).
@@ -32,6 +33,7 @@ from workflows.activity_options import (
 from workflows.alerts import Alert
 from workflows.approvals import ApprovalHandlers, Trust
 from workflows.catalogue import plan_for, refusal
+from workflows.catalogue_playbook import as_playbook, ending, human_reason, probe_url, unverifiable
 from workflows.continuation import CONTINUE_AS_NEW_PATCH, ContinueAsNewDue, Diverged, ResumableRuntime
 from workflows.diagnosis import DiagnoseRequest, Diagnosis
 from workflows.evidence import Evidence
@@ -44,7 +46,7 @@ from workflows.phases import Phase
 from workflows.plans import ActionOutcome, Plan, PlannedAction, VerifyRequest
 from workflows.playbook import ParamError, resolve_params
 from workflows.playbook_host import ApprovalRequest
-from workflows.playbook_run import DRY_RUN_ENDING, final_phase, run_playbook
+from workflows.playbook_run import DRY_RUN_ENDING, final_phase, run_catalogue_plan, run_playbook
 from workflows.policy import ActionContext, Verdict
 from workflows.policy import evaluate as evaluate_policy
 from workflows.ui_details import line
@@ -54,6 +56,13 @@ from workflows.ui_details import line
 PLAYBOOKS_PATCH = "playbooks-and-policy"
 # Without a model configured where the incident started (IncidentConfig.llm) no `llm.policy` runs.
 LLM_CONFIGURED_PATCH = "llm-only-when-configured"
+# The catalogue plan runs as a generated playbook on the interpreter (workflows/catalogue_playbook.py,
+# issue 11): one engine. Incidents started before replay the catalogue engine below (`_propose` on).
+# After 2027-03-06 none of those can still run (an approval gives up after hours, not months): then
+# change the check to `workflow.deprecate_patch(CATALOGUE_PLAYBOOK_PATCH)` and delete that engine, and
+# in a later release the deprecate_patch call too.
+CATALOGUE_PLAYBOOK_PATCH = "catalogue-as-playbook"
+PLAN_STEP = "plan"  # the old engine's one approval, for the whole plan
 EVIDENCE_DEADLINE = timedelta(minutes=2)  # from the start of gathering to a diagnosis, retries included
 DIAGNOSE_TIMEOUT = timedelta(minutes=1)
 VERIFY_RETRY = RetryPolicy(
@@ -231,6 +240,8 @@ class IncidentWorkflow(ApprovalHandlers):
 
         With `policy`, the incident's policy is asked about every action first; a refusal, a dry run
         or a wait (window, limit) hands the plan to a human instead: without a playbook nothing is held.
+        Since CATALOGUE_PLAYBOOK_PATCH the interpreter does all that (`_run_as_playbook`); what follows
+        that branch, and the methods it calls, are the old engine that earlier incidents replay.
         """
         runtime = self._runtime
         if plan is None:
@@ -243,6 +254,9 @@ class IncidentWorkflow(ApprovalHandlers):
         if (malformed := refusal(plan, alert)) and workflow.patched(REFUSED_TARGETS_PATCH):
             # The playbooks' rule for alert text, here too: nothing unvalidated reaches an executor.
             await runtime.enter(Phase.ESCALATED, "catalogue plan refused", malformed)
+            return
+        if policy and not self._continues_old_engine() and workflow.patched(CATALOGUE_PLAYBOOK_PATCH):
+            await self._run_as_playbook(plan)
             return
         verdicts = await self._verdicts(plan) if policy else []
         if refused := [v for v in verdicts if not v.allowed]:
@@ -282,6 +296,20 @@ class IncidentWorkflow(ApprovalHandlers):
         else:
             await self._execute_and_verify(plan.actions, alert)
 
+    def _continues_old_engine(self) -> bool:
+        """Whether this run continues (as new) one that waited for the old engine's approval of the plan:
+        its journal holds that engine's calls, so it carries on with that engine."""
+        carried = self._input.continued
+        return carried is not None and carried.approval_step == PLAN_STEP
+
+    async def _run_as_playbook(self, plan: Plan) -> None:
+        """The plan as a generated playbook, run by the interpreter as any playbook is."""
+        runtime, config, alert = self._runtime, self._input.config, self._state.alert
+        pinned = as_playbook(plan, alert, config.verify_timeout)
+        human = human_reason(config, alert, self._requires_human)
+        result = await run_catalogue_plan(runtime, pinned, self._state.diagnosis, human)
+        await runtime.enter(*ending(result, self._state))
+
     async def _verdicts(self, plan: Plan) -> list[Verdict]:
         alert, diagnosis, runtime = self._state.alert, self._state.diagnosis, self._runtime
         verdicts: list[Verdict] = []
@@ -314,10 +342,7 @@ class IncidentWorkflow(ApprovalHandlers):
             return ""
         if failed := [p.step for p in plan.actions if p.preview is None or not p.preview.ok]:
             return f"the preview of {', '.join(failed)} failed"
-        alert = self._state.alert
-        if not (alert.lookup("probe_url") or alert.lookup("health_url") or self._input.config.prometheus):
-            return "nothing to verify the fix with (no probe URL and no Prometheus)"
-        return ""
+        return unverifiable(self._state.alert, self._input.config)
 
     async def _await_approval(self, plan: Plan, verdicts: list[Verdict]) -> Outcome:
         runtime, config = self._runtime, self._input.config
@@ -341,7 +366,7 @@ class IncidentWorkflow(ApprovalHandlers):
         targets = {self._target(a) for a in plan.actions}
         result = await runtime.request_approval(
             ApprovalRequest(
-                step="plan",
+                step=PLAN_STEP,
                 summary=self._plan_text(),
                 reason=reasons,
                 approvers_required=needed,
@@ -436,9 +461,7 @@ class IncidentWorkflow(ApprovalHandlers):
         return preview
 
     async def _verify(self, alert: Alert) -> bool:
-        request = VerifyRequest(
-            alert=alert, probe_url=alert.lookup("probe_url") or alert.lookup("health_url")
-        )
+        request = VerifyRequest(alert=alert, probe_url=probe_url(alert))
         try:
             result = await workflow.execute_activity(
                 VERIFY,

@@ -52,6 +52,29 @@ async def run_playbook(
     return result
 
 
+async def run_catalogue_plan(
+    runtime: IncidentRuntime, pinned: PinnedPlaybook, diagnosis: Diagnosis | None, human: str
+) -> PlaybookResult:
+    """Interpret a catalogue plan's generated playbook (workflows/catalogue_playbook.py) on `runtime`.
+
+    Unlike `run_playbook` the state keeps the catalogue's plan and names no playbook; `human` says why
+    a person approves even where the policy would not ask one, and a policy wait hands the plan to a
+    person instead of holding it: without a playbook nothing is held.
+    """
+    interpreter = PlaybookInterpreter(
+        runtime,
+        pinned,
+        runtime.policy,
+        runtime.state.alert,
+        diagnosis,
+        runtime.environment,
+        runtime.trust.services,
+        human=human,
+        may_wait=False,
+    )
+    return await interpreter.run()
+
+
 def final_phase(result: PlaybookResult) -> tuple[Phase, str, str]:
     """The phase a playbook run ends in, with the timeline's event and detail.
 

@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from workflows.incident import IncidentWorkflow
 from workflows.incident_models import IncidentConfig
 from workflows.phases import Phase
 from workflows.playbook import PinnedPlaybook
-from workflows.policy import Policy
+from workflows.policy import Policy, Window
 
 HISTORIES = Path(__file__).parent / "histories"
 Steer = Callable[[WorkflowHandle[Any, Any]], Awaitable[None]]
@@ -99,6 +100,9 @@ class Case:
 
 DOWN_THEN_UP: list[dict[str, Any]] = [{"ok": False}, {"ok": True, "status": 200}]
 REFIRES = 30
+# A window that opens three hours after the recorder's server starts (at the wall clock): closed now.
+_OPENS = (datetime.now(UTC) + timedelta(hours=3)).replace(minute=0, second=0, microsecond=0)
+LATER = Window(name="later", start=_OPENS.time(), end=(_OPENS + timedelta(hours=1)).time())
 CASES: dict[str, Case] = {
     "resolved": Case(Fakes(), approve),
     "rolled_back": Case(Fakes(verify_ok=False), approve),
@@ -168,6 +172,9 @@ CASES: dict[str, Case] = {
         labels={"environment": "prod"},
         config=CONFIG.model_copy(update={"continue_after_events": 80}),
     ),
+    # v6 on: the catalogue plan runs as a generated playbook on the interpreter; a policy wait hands it
+    # to a person before anyone is asked to approve (interpreter.WAIT_BEFORE_APPROVAL_PATCH).
+    "policy_wait": Case(Fakes(), wait, policy=Policy(maintenance_windows=[LATER])),
 }
 
 

@@ -12,7 +12,7 @@ from temporalio.worker import Replayer
 
 from worker.sandbox import SANDBOX_RUNNER
 from workflows.activity_names import LLM_POLICY
-from workflows.incident import LLM_CONFIGURED_PATCH, IncidentWorkflow
+from workflows.incident import CATALOGUE_PLAYBOOK_PATCH, LLM_CONFIGURED_PATCH, IncidentWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -41,32 +41,44 @@ def test_histories_cover_every_ending() -> None:
     assert {"continued_as_new", "continued_as_new-first"} <= endings("v5")
     # v4: no model configured (IncidentConfig.llm false): the heuristic stands without an llm.policy.
     assert "playbook_heuristic_only" in endings("v4")
+    # v6: the catalogue plan runs as a generated playbook on the interpreter (CATALOGUE_PLAYBOOK_PATCH).
+    assert endings("v6") >= CATALOGUE_ENDINGS | {"policy_wait"}
+
+
+def recorded(name: str) -> tuple[list[str], list[bytes]]:
+    """(activity types scheduled, patch marker details) of one recorded history."""
+    history = WorkflowHistory.from_json(
+        name, json.loads((Path(__file__).parent / "histories" / name).read_text())
+    )
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    markers = [
+        p.data
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        for p in e.marker_recorded_event_attributes.details["patch-data"].payloads
+    ]
+    return scheduled, markers
 
 
 def test_no_llm_policy_activity_without_a_model() -> None:
-    def recorded(name: str) -> tuple[list[str], list[bytes]]:
-        """(activity types scheduled, patch marker details) of one recorded history."""
-        history = WorkflowHistory.from_json(
-            name, json.loads((Path(__file__).parent / "histories" / name).read_text())
-        )
-        scheduled = [
-            e.activity_task_scheduled_event_attributes.activity_type.name
-            for e in history.events
-            if e.HasField("activity_task_scheduled_event_attributes")
-        ]
-        markers = [
-            p.data
-            for e in history.events
-            if e.HasField("marker_recorded_event_attributes")
-            for p in e.marker_recorded_event_attributes.details["patch-data"].payloads
-        ]
-        return scheduled, markers
-
     scheduled, markers = recorded("v4-playbook_heuristic_only.json")
     assert LLM_POLICY not in scheduled and "ansible.preview" in scheduled
     assert any(LLM_CONFIGURED_PATCH.encode() in m for m in markers)
     # The same playbook recorded before the patch did ask the worker for its LLM policy.
     assert LLM_POLICY in recorded("v2-playbook_resolved.json")[0]
+
+
+@pytest.mark.parametrize("ending", sorted(CATALOGUE_ENDINGS))
+def test_catalogue_histories_replay_both_engines(ending: str) -> None:
+    # v6 ran the plan as a generated playbook (the patch's marker); v2 ran the engine kept beside it
+    # for incidents started before. test_replay replays both.
+    patch = CATALOGUE_PLAYBOOK_PATCH.encode()
+    assert any(patch in m for m in recorded(f"v6-{ending}.json")[1])
+    assert not any(patch in m for m in recorded(f"v2-{ending}.json")[1])
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -225,6 +225,17 @@ def make_alert(name: str = "ServiceDown", status: str = "firing", **labels: str)
     )
 
 
+def awaiting(alert: Alert, diagnosis: Diagnosis) -> IncidentState:
+    """A diagnosed incident's state as a run leaves it waiting for approval (what it carries on with)."""
+    return IncidentState(
+        incident_id=alert.workflow_id,
+        phase=Phase.AWAITING_APPROVAL,
+        alert=alert,
+        evidence=Evidence(),
+        diagnosis=diagnosis,
+    )
+
+
 def shipped(file: str) -> PinnedPlaybook:
     """A shipped playbook, loaded and validated as the API loads it."""
     return load_playbook(PLAYBOOKS / file, PLAYBOOKS / "ansible").pinned()

@@ -18,7 +18,6 @@ from tests.workflows.fakes import CONFIG, Fakes, make_alert, shipped, start, wai
 from workflows.alerts import Alert
 from workflows.decisions import Decision
 from workflows.diagnosis import Diagnosis
-from workflows.evidence import Evidence
 from workflows.incident import IncidentWorkflow
 from workflows.incident_models import Continuation, IncidentState, JournalEntry
 from workflows.phases import Phase
@@ -170,12 +169,8 @@ async def test_a_continued_run_that_takes_another_path_escalates(time_env: Workf
     # is never guessed at: nothing runs, and a human takes over with the reason.
     fakes = Fakes()
     alert = make_alert()
-    state = IncidentState(
-        incident_id=alert.workflow_id,
-        phase=Phase.AWAITING_APPROVAL,
-        alert=alert,
-        evidence=Evidence(),
-        diagnosis=Diagnosis(category="dependency_down", confidence=0.8, explanation="probe refused"),
+    state = wf.awaiting(
+        alert, Diagnosis(category="dependency_down", confidence=0.8, explanation="probe refused")
     )
     carried = Continuation(state=state, journal=[JournalEntry(kind="preview", step="restart")])
     async with worker(time_env.client, fakes, QUEUE):
