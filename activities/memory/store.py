@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import openai
-from qdrant_client import AsyncQdrantClient
 from temporalio import activity
 
 from activities.config import Settings
@@ -31,7 +30,6 @@ from activities.memory.documents import (
     runbook_documents,
     tokens,
 )
-from activities.memory.qdrant import QdrantDocuments
 from activities.memory.sqlite import SqliteDocuments
 from workflows.activity_names import MEMORY_RECORD_INCIDENT, MEMORY_SEARCH
 from workflows.alerts import Alert
@@ -161,6 +159,12 @@ def category_priors(hits: list[MemoryHit]) -> dict[str, float]:
 def build_documents(settings: Settings) -> DocumentStore:
     if settings.memory_backend == "sqlite":
         return SqliteDocuments(settings.memory_file)
+    # Imported only when Qdrant is the backend: qdrant_client adds tens of MB to every worker and
+    # API process, and about a second to their start-up (issue 12).
+    from qdrant_client import AsyncQdrantClient
+
+    from activities.memory.qdrant import QdrantDocuments
+
     if settings.qdrant_url:
         key = settings.qdrant_api_key.get_secret_value() or None
         client = AsyncQdrantClient(
