@@ -1,4 +1,4 @@
-"""Incident commands of `remediator`: list, show, approve and reject (alerts: cli_alerts.py).
+"""Incident commands of `remediator`: list, show, approve and reject (alerts: api/cli/alerts.py).
 
 They talk to the API over HTTP (`--api-url`, else REMEDIATOR_API_URL), so they work against any
 deployment, sending REMEDIATOR_API_KEY as `Authorization: Bearer`. Every failure is one line on stderr and a non-zero exit code, never a traceback.
