@@ -43,10 +43,7 @@ async def run_playbook(
     if requires_human:
         runtime.record("auto-approval withheld", requires_human)
         policy = without_auto_approval(policy)
-    interpreter = PlaybookInterpreter(
-        runtime, pinned, policy, state.alert, diagnosis, runtime.environment, runtime.trust.services
-    )
-    result = await interpreter.run()
+    result = await _interpreter(runtime, pinned, policy, diagnosis).run()
     path = (r.step if r.status == "ok" else f"{r.step} ({r.status})" for r in result.path)
     runtime.record("playbook path", " -> ".join(path))
     return result
@@ -61,18 +58,29 @@ async def run_catalogue_plan(
     a person approves even where the policy would not ask one, and a policy wait hands the plan to a
     person instead of holding it: without a playbook nothing is held.
     """
-    interpreter = PlaybookInterpreter(
+    return await _interpreter(runtime, pinned, runtime.policy, diagnosis, human=human, may_wait=False).run()
+
+
+def _interpreter(
+    runtime: IncidentRuntime,
+    pinned: PinnedPlaybook,
+    policy: Policy,
+    diagnosis: Diagnosis | None,
+    human: str = "",
+    may_wait: bool = True,
+) -> PlaybookInterpreter:
+    """An interpreter of `pinned` on `runtime`, for its alert, environment and trusted services."""
+    return PlaybookInterpreter(
         runtime,
         pinned,
-        runtime.policy,
+        policy,
         runtime.state.alert,
         diagnosis,
         runtime.environment,
         runtime.trust.services,
         human=human,
-        may_wait=False,
+        may_wait=may_wait,
     )
-    return await interpreter.run()
 
 
 def final_phase(result: PlaybookResult) -> tuple[Phase, str, str]:

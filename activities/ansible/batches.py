@@ -25,9 +25,10 @@ R = TypeVar("R")
 
 @dataclass
 class Batch(Generic[R]):
-    """One shared run: its members' markers, and its result once it ended (None if it never ran)."""
+    """One shared run: its members' idempotency-marker keys (the owner's first), and its result once
+    it ended (None if it never ran)."""
 
-    markers: list[str]
+    keys: list[str]
     after: Batch[R] | None = None  # the run in flight when this batch formed; it starts after that
     ended: threading.Event = field(default_factory=threading.Event)
     result: R | None = None
@@ -39,28 +40,28 @@ class Batches(Generic[R]):
         self._running: dict[Hashable, Batch[R]] = {}
         self._forming: dict[Hashable, Batch[R]] = {}
 
-    def join(self, key: Hashable, marker: str) -> tuple[Batch[R], bool]:
+    def join(self, key: Hashable, marker_key: str) -> tuple[Batch[R], bool]:
         """The batch this request belongs to, and whether it owns it (runs it) or only waits."""
         with self._lock:
             running = self._running.get(key)
             if running is None:
-                self._running[key] = batch = Batch[R]([marker])
+                self._running[key] = batch = Batch[R]([marker_key])
                 return batch, True
             if (forming := self._forming.get(key)) is not None:
-                forming.markers.append(marker)
+                forming.keys.append(marker_key)
                 return forming, False
-            self._forming[key] = batch = Batch[R]([marker], after=running)
+            self._forming[key] = batch = Batch[R]([marker_key], after=running)
             return batch, True
 
     def start(self, key: Hashable, batch: Batch[R], wait: Callable[[threading.Event], None]) -> list[str]:
-        """For the owner: wait for the run in flight, then close the batch. Returns its markers."""
+        """For the owner: wait for the run in flight, then close the batch. Returns its marker keys."""
         if batch.after is not None:
             wait(batch.after.ended)
         with self._lock:
             if self._forming.get(key) is batch:
                 del self._forming[key]
                 self._running[key] = batch
-            return list(batch.markers)  # later arrivals form the next batch
+            return list(batch.keys)  # later arrivals form the next batch
 
     def end(self, key: Hashable, batch: Batch[R], result: R | None) -> None:
         """For the owner, always (a failed or cancelled run ends with None: the members run alone)."""

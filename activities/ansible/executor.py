@@ -493,7 +493,7 @@ class AnsibleExecutor:
         if (
             run is None
             or run.stop_reason
-            or run.marked(_marker(marker_key), ".done") != run.marked(_marker(batch.markers[0]), ".done")
+            or run.marked(_marker(marker_key), ".done") != run.marked(_marker(batch.keys[0]), ".done")
         ):
             return self._run(request, playbook, check=True, marker_key=marker_key)
         return self._outcome(request, run, marker_key)
