@@ -16,13 +16,13 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.errors import PermanentError
 from workflows.activity_names import LIMITS_ACQUIRE, LIMITS_RELEASE, LIMITS_USAGE
 from workflows.error_types import ErrorType
-from workflows.limiter import (
+from workflows.limiter import RemediationLimiter
+from workflows.limiter_models import (
     LIMITER_ID,
     AcquireRequest,
     AcquireResult,
     LimiterState,
     ReleaseRequest,
-    RemediationLimiter,
     UsageRequest,
 )
 from workflows.policy import Usage

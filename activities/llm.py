@@ -30,8 +30,15 @@ from workflows.diagnosis import Diagnosis
 from workflows.error_types import ErrorType
 from workflows.evidence import Evidence
 from workflows.guardrails import LLMDiagnosis
-from workflows.investigation import InvestigationResult, Investigator, Record, StepFailed
-from workflows.investigation_models import ChatRequest, ChatResult, LLMPolicy, TokenUsage, ToolCall
+from workflows.investigation import Investigator, Record, StepFailed
+from workflows.investigation_models import (
+    ChatRequest,
+    ChatResult,
+    InvestigationResult,
+    LLMPolicy,
+    TokenUsage,
+    ToolCall,
+)
 
 T = TypeVar("T")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
@@ -35,6 +35,7 @@ from workflows.investigation_models import (
     ChatMessage,
     ChatRequest,
     ChatResult,
+    InvestigationResult,
     LLMPolicy,
     MemoryQuery,
     MemoryResult,
@@ -93,20 +94,6 @@ async def workflow_runner(
 
 
 # --- the loop ---------------------------------------------------------------------------------------
-
-
-class InvestigationResult(BaseModel):
-    """What `investigate` hands back: the diagnosis to plan with and whether a human must decide."""
-
-    diagnosis: Diagnosis
-    requires_human: bool = False
-    requires_human_reason: str = ""
-    fallback_reason: str = Field(default="", description="why the heuristic diagnosis was kept")
-    model: str = ""
-    usage: TokenUsage = TokenUsage()
-    latency_ms: float = 0.0
-    model_calls: int = 0
-    tool_calls: int = 0
 
 
 @dataclass

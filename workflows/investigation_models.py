@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from workflows.diagnosis import Diagnosis
+
 
 class TokenUsage(BaseModel):
     prompt_tokens: int = 0
@@ -114,3 +116,17 @@ class MemoryHit(BaseModel):
 class MemoryResult(BaseModel):
     hits: list[MemoryHit] = []
     note: str = Field(default="", description="why retrieval was partial, e.g. embeddings unavailable")
+
+
+class InvestigationResult(BaseModel):
+    """What `investigate` hands back: the diagnosis to plan with and whether a human must decide."""
+
+    diagnosis: Diagnosis
+    requires_human: bool = False
+    requires_human_reason: str = ""
+    fallback_reason: str = Field(default="", description="why the heuristic diagnosis was kept")
+    model: str = ""
+    usage: TokenUsage = TokenUsage()
+    latency_ms: float = 0.0
+    model_calls: int = 0
+    tool_calls: int = 0

@@ -44,7 +44,7 @@ from workflows.checks import CHECK_OUTPUTS, CheckSpec
 from workflows.decisions import Approval
 from workflows.failures import error_text
 from workflows.incident_models import IncidentConfig, IncidentState, TimelineEntry
-from workflows.limiter import AcquireRequest, AcquireResult, ReleaseRequest, UsageRequest
+from workflows.limiter_models import AcquireRequest, AcquireResult, ReleaseRequest, UsageRequest
 from workflows.notifications import NotifyReceipt, PhaseChange
 from workflows.phases import Phase
 from workflows.plans import ActionOutcome, ActionRequest, Plan, PlannedAction

@@ -8,7 +8,8 @@ from temporalio import workflow
 from workflows.alerts import Alert
 from workflows.diagnosis import Diagnosis
 from workflows.evidence import Evidence
-from workflows.investigation import InvestigationResult, investigate
+from workflows.investigation import investigate
+from workflows.investigation_models import InvestigationResult
 
 
 class InvestigateInput(BaseModel):

@@ -26,7 +26,8 @@ from temporalio.worker import Worker
 
 from tests.workflows.fakes import shipped
 from worker.dry_run import dry_run_on, load_sample
-from workflows.limiter import AcquireRequest, LimiterState, ReleaseRequest, RemediationLimiter
+from workflows.limiter import RemediationLimiter
+from workflows.limiter_models import AcquireRequest, LimiterState, ReleaseRequest
 from workflows.policy import Limits, Policy
 from workflows.storm import Absorbed, StormInput, StormWorkflow
 

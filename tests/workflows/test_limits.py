@@ -36,7 +36,8 @@ from worker.sandbox import SANDBOX_RUNNER
 from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
 from workflows.incident_models import IncidentState
-from workflows.limiter import AcquireRequest, LimiterState, ReleaseRequest, RemediationLimiter, UsageRequest
+from workflows.limiter import RemediationLimiter
+from workflows.limiter_models import AcquireRequest, LimiterState, ReleaseRequest, UsageRequest
 from workflows.phases import Phase
 from workflows.policy import Limits, Policy
 

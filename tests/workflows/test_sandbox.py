@@ -45,6 +45,29 @@ async def test_only_model_modules_pass_through_and_logic_cannot_read_the_clock(
     assert not report.model_clock_refused
 
 
+async def test_runs_get_their_own_modules_but_share_compiled_code(time_env: WorkflowEnvironment) -> None:
+    queue = f"sandbox-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        time_env.client, task_queue=queue, workflows=[SandboxProbe], workflow_runner=SANDBOX_RUNNER
+    ):
+        handles = [
+            await time_env.client.start_workflow(
+                SandboxProbe.run, True, id=f"sandbox-{queue}-{i}", task_queue=queue
+            )
+            for i in range(2)
+        ]
+        first, second = [await h.query(SandboxProbe.report) for h in handles]
+        for handle in handles:  # all released before awaiting one: awaiting skips time ahead
+            await handle.signal(SandboxProbe.release)
+        for handle in handles:
+            await handle.result()
+    # Each run executes workflows/interpreter.py into a module of its own (its globals are its own)...
+    assert first.modules["workflows.interpreter"] != second.modules["workflows.interpreter"]
+    # ...from the one code object compiled for the worker, not from a copy unmarshalled per run.
+    assert first.interpreter_code == second.interpreter_code
+    assert first.logic_clock_refused and second.logic_clock_refused
+
+
 def test_model_modules_import_only_model_modules() -> None:
     """A passed-through module's imports are the worker's own too: a sandboxed copy of one of them
     would give the sandbox a second class of the same name."""
