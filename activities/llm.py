@@ -12,11 +12,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionToolUnionParam
-from openai.types.shared_params import ResponseFormatJSONSchema
 from pydantic import BaseModel, SecretStr
 from temporalio import activity
 from temporalio.common import RetryPolicy
@@ -40,6 +37,11 @@ from workflows.investigation_models import (
     ToolCall,
 )
 
+if TYPE_CHECKING:  # the client is imported where it is used: ~45 MB a worker with no model never needs
+    import openai
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionToolUnionParam
+    from openai.types.shared_params import ResponseFormatJSONSchema
+
 T = TypeVar("T")
 
 NOT_CONFIGURED = (
@@ -58,6 +60,8 @@ def activity_names(functions: Iterable[Callable[..., Any]]) -> list[str]:
 
 
 def make_client(base_url: str, api_key: SecretStr, timeout: float) -> openai.AsyncOpenAI:
+    import openai
+
     # Local servers (Ollama, llama.cpp) need no key, but the client insists on one.
     return openai.AsyncOpenAI(
         base_url=base_url or None,
@@ -77,6 +81,8 @@ def _retry_after(err: openai.APIStatusError) -> timedelta | None:
 
 def as_application_error(err: openai.OpenAIError, what: str) -> ApplicationError:
     """Map an OpenAI client error onto Temporal's retry vocabulary."""
+    import openai
+
     detail = f"{what}: {type(err).__name__}: {err}"
     if isinstance(err, openai.APIConnectionError):  # includes timeouts
         return TemporaryError(detail, type=ErrorType.LLM_UNAVAILABLE)
@@ -162,6 +168,8 @@ class LLMActivities:
                 call["type"] = "function"
                 call["function"] = {"name": call.pop("name"), "arguments": call.pop("arguments", "{}")}
         tools = [{"type": "function", "function": t.model_dump()} for t in request.tools]
+        import openai  # loaded already: make_client imported it
+
         started = time.perf_counter()
         try:
             completion = await self._client.chat.completions.create(

@@ -21,18 +21,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 import yaml
-from kubernetes import client, config, dynamic
-from kubernetes.client.exceptions import ApiException
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.config import Settings
 from activities.errors import PermanentError, TemporaryError
 from workflows.error_types import ErrorType
+
+if TYPE_CHECKING:  # the client is imported on first use: ~45 MB a worker without a cluster never needs
+    from kubernetes import client, dynamic
+    from kubernetes.client.exceptions import ApiException
 
 REVISION = "deployment.kubernetes.io/revision"
 APPLIED = "remediator.io/applied"  # the idempotency key of the change the object carries
@@ -102,6 +104,8 @@ def unreachable(what: str, detail: str) -> ApplicationError:
 @contextmanager
 def api_errors(what: str) -> Iterator[None]:
     """Client exceptions (typed and dynamic client alike) as ApplicationErrors that name `what`."""
+    from kubernetes.client.exceptions import ApiException
+
     try:
         yield
     except ApiException as err:
@@ -178,6 +182,8 @@ class KubeCluster:
     @property
     def api(self) -> client.ApiClient:
         """Built on first use, so a worker without a cluster starts (and fails only the calls)."""
+        from kubernetes import client, config
+
         with self._lock:
             if self._api is None:
                 configuration = client.Configuration()
@@ -204,17 +210,23 @@ class KubeCluster:
 
     @cached_property
     def core(self) -> client.CoreV1Api:
+        from kubernetes import client
+
         return client.CoreV1Api(self.api)
 
     @cached_property
     def apps(self) -> client.AppsV1Api:
+        from kubernetes import client
+
         return client.AppsV1Api(self.api)
 
     @cached_property
     def dynamic(self) -> dynamic.DynamicClient:
         """For the objects of a manifest, whatever their kind: discovery maps kind to resource."""
+        from kubernetes.dynamic import DynamicClient
+
         with api_errors("API discovery"):
-            return dynamic.DynamicClient(self.api)
+            return DynamicClient(self.api)
 
     def call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the API; JSON answers come back as dicts, exactly as the server sent them."""

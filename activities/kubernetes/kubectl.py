@@ -16,7 +16,6 @@ import copy
 import json
 from typing import Any
 
-from kubernetes.dynamic.exceptions import ResourceNotFoundError
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import PermanentError
@@ -225,6 +224,8 @@ class Manifest:
     """Server-side apply of one namespaced object (a cluster-scoped one the allow-list could not bound)."""
 
     def __init__(self, cluster: KubeCluster, action: KubernetesAction, args: ApplyArgs) -> None:
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError  # loaded by cluster.dynamic
+
         self.cluster = cluster
         manifest = copy.deepcopy(args.manifest)
         meta = manifest["metadata"]

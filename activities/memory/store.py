@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import openai
 from temporalio import activity
 
 from activities.config import Settings
@@ -37,6 +37,9 @@ from workflows.incident_memory import IncidentMemory
 from workflows.incident_models import IncidentState
 from workflows.investigation_models import MemoryHit, MemoryQuery, MemoryResult
 
+if TYPE_CHECKING:
+    import openai
+
 RRF_K = 60  # the usual reciprocal-rank-fusion constant: damps the head of each ranking
 SNIPPET_CHARS = 700
 EMBED_BATCH = 256  # documents embedded per search: a large unembedded memory is caught up gradually
@@ -48,6 +51,8 @@ class Embedder:
         self.model = model
 
     async def embed(self, texts: list[str]) -> list[np.ndarray]:
+        import openai  # loaded already: the client passed in is one of its
+
         try:
             response = await self._client.embeddings.create(model=self.model, input=texts)
         except openai.OpenAIError as err:
