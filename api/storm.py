@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ MINUTE = 60.0
 class Reservation:
     at: float
     sender: str
+    counted: bool = True  # until released or a minute old
 
 
 @dataclass
@@ -29,27 +31,40 @@ class StormControl:
     per_minute: int
     per_sender_per_minute: int
     clock: Callable[[], float] = time.monotonic
-    _opened: list[Reservation] = field(default_factory=list)
+    # Oldest first, so expiry pops from the left; the counters keep each alert O(1) at thousands a minute.
+    _opened: deque[Reservation] = field(default_factory=deque)
+    _total: int = 0
+    _by_sender: Counter[str] = field(default_factory=Counter)
 
     def reserve(self, sender: str) -> Reservation | str:
         """A slot for one new incident of `sender`, or which cap this minute has used up."""
         now = self.clock()
-        self._opened = [r for r in self._opened if now - r.at < MINUTE]
-        if len(self._opened) >= self.per_minute:
+        while self._opened and now - self._opened[0].at >= MINUTE:
+            self._uncount(self._opened.popleft())
+        if self._total >= self.per_minute:
             return f"{self.per_minute} new incidents in the last minute (REMEDIATOR_ALERT_NEW_INCIDENTS_PER_MINUTE)"
-        if sum(1 for r in self._opened if r.sender == sender) >= self.per_sender_per_minute:
+        if self._by_sender[sender] >= self.per_sender_per_minute:
             return (
                 f"{self.per_sender_per_minute} new incidents from {sender!r} in the last minute "
                 "(REMEDIATOR_ALERT_SENDER_NEW_INCIDENTS_PER_MINUTE)"
             )
         reservation = Reservation(now, sender)
         self._opened.append(reservation)
+        self._total += 1
+        self._by_sender[sender] += 1
         return reservation
 
     def release(self, reservation: Reservation) -> None:
         """The alert signalled a running incident after all: it opened nothing."""
-        if reservation in self._opened:
-            self._opened.remove(reservation)
+        self._uncount(reservation)
+
+    def _uncount(self, reservation: Reservation) -> None:
+        if reservation.counted:
+            reservation.counted = False
+            self._total -= 1
+            self._by_sender[reservation.sender] -= 1
+            if not self._by_sender[reservation.sender]:
+                del self._by_sender[reservation.sender]
 
 
 @dataclass(frozen=True)
