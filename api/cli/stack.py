@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -82,8 +82,10 @@ def admin_key_banner(settings: Settings) -> str:
     )
 
 
-def run_then_exit(main: Coroutine[Any, Any, None]) -> NoReturn:
-    """Run `main`, then leave without finalizing the interpreter.
+def run_then_exit(
+    main: Coroutine[Any, Any, None], loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+) -> NoReturn:
+    """Run `main` (on a loop from `loop_factory`, if given), then leave without finalizing the interpreter.
 
     Everything has stopped by then. Finalizing can hang forever when a thread of the Temporal SDK's
     Rust runtime wakes up late and waits for an interpreter that is going away
@@ -91,7 +93,8 @@ def run_then_exit(main: Coroutine[Any, Any, None]) -> NoReturn:
     """
     code = 0
     try:
-        asyncio.run(main)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(main)
     except typer.Exit as err:
         code = err.exit_code
     sys.stdout.flush()
@@ -196,6 +199,8 @@ def api(
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
     """The HTTP API alone, against the Temporal set by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, profiles..."""
+    import uvloop
+
     from api.app import create_app
     from worker.stack import api_server, bind, stop_on_signals, supervise
 
@@ -213,4 +218,6 @@ def api(
         with sock:
             await supervise(stop, api=(api_server(create_app(settings), host, port, "info"), sock))
 
-    run_then_exit(main())
+    # The API alone runs on uvloop: its HTTP and gRPC round trips cost less CPU per alert (ingest
+    # went from 0.86x to 0.96x of the raw SDK's rate). Workers keep asyncio's own loop.
+    run_then_exit(main(), uvloop.new_event_loop)
