@@ -61,11 +61,15 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     # Worker concurrency (README "Performance"): activities in flight at once. The synchronous ones
     # (Ansible, Terraform, kubectl, Kubernetes reads) each hold one of as many threads, so a started
-    # activity never waits for a thread and misses its heartbeat.
-    worker_activity_slots: int = Field(default=8, gt=0)
+    # activity never waits for a thread and misses its heartbeat. Many, because most activities wait
+    # (on a probe, a shared preview, a preview slot); what costs CPU is bounded by preview runs.
+    worker_activity_slots: int = Field(default=32, gt=0)
+    # Check-mode runs (Ansible --check, Terraform plan) one worker runs at once: each is a process
+    # tree of 1-2 CPU-seconds and about 60 MB (activities/preview_slots.py). Raise it with the cores.
+    worker_preview_runs: int = Field(default=2, gt=0)
     # Incidents kept in the worker's memory between their events (Temporal's sticky cache); past it
-    # the least recently used is dropped and replayed from its history at its next event. 200 keeps
-    # a worker with 1,000 incidents waiting near 300 MB (1000: about 480 MB; README "Performance").
+    # the least recently used is dropped and replayed from its history at its next event. With 200,
+    # a worker with 1,000 incidents waiting stays at about 270 MB (README "Performance").
     worker_cached_workflows: int = Field(default=200, ge=0)
 
     # API

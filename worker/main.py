@@ -21,6 +21,7 @@ from activities.llm import LLMActivities, activity_names
 from activities.memory.store import MemoryActivities, MemoryStore, build_store
 from activities.metrics import MetricsActivities
 from activities.notify import NotifyActivities
+from activities.preview_slots import PreviewSlots
 from activities.probe import ProbeActivities
 from activities.terraform.executor import TerraformExecutor
 from worker.plugins import load_plugins, with_plugins
@@ -43,8 +44,9 @@ def build_activities(settings: Settings) -> Sequence[Callable[..., Any]]:
     # One cluster connection and one memory store, shared by everything that reads or writes them.
     cluster, store = KubeCluster(settings), build_store(settings)
     evidence = EvidenceActivities(settings, cluster)
-    ansible = AnsibleExecutor(settings)
-    terraform = TerraformExecutor(settings)
+    slots = PreviewSlots(settings.worker_preview_runs)  # one bound for Ansible and Terraform previews
+    ansible = AnsibleExecutor(settings, slots)
+    terraform = TerraformExecutor(settings, slots)
     limits = LimitsActivities()
     return [
         evidence.gather_evidence,

@@ -78,6 +78,13 @@ class ErrorType(StrEnum):
         "failed before its first change); not after init, nor once changes started",
     )
 
+    # --- Check-mode runs (Ansible and Terraform previews) ---
+    PREVIEW_BUSY = (
+        "PreviewBusy",
+        _Y,
+        "no preview slot came free before the activity timeout (a burst of previews)",
+    )
+
     # --- Ansible runs ---
     ANSIBLE_TIMEOUT = "AnsibleTimeout", _Y, "ansible-playbook was stopped before the activity timeout"
     ANSIBLE_TASK_FAILED = "AnsibleTaskFailed", _Y, "a task failed on a host"

@@ -15,7 +15,6 @@ thread; the others wait, heartbeating, and each builds its own outcome from the 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -72,15 +71,3 @@ class Batches(Generic[R]):
             if self._forming.get(key) is batch:  # the owner gave up before its turn
                 del self._forming[key]
             batch.ended.set()
-
-
-def wait_heartbeating(
-    event: threading.Event, poll: float, beat: Callable[[], None], deadline: float | None
-) -> bool:
-    """Wait for `event`, calling `beat` every `poll` seconds (it raises to stop waiting, e.g. on
-    cancel). False if `deadline` (time.monotonic) passed first."""
-    while not event.wait(poll):
-        beat()
-        if deadline is not None and time.monotonic() > deadline:
-            return False
-    return True

@@ -33,6 +33,7 @@ cancel or timeout we send it SIGTERM, and ansible-runner SIGKILLs only after `ST
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import itertools
@@ -46,7 +47,6 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -56,10 +56,11 @@ import yaml
 from temporalio import activity
 from temporalio.exceptions import CancelledError
 
-from activities.ansible.batches import Batches, wait_heartbeating
+from activities.ansible.batches import Batches
 from activities.ansible.inputs import check_extravars, target_host, untrusted_extravars
 from activities.config import Settings
 from activities.errors import PermanentError, TemporaryError
+from activities.preview_slots import PreviewSlots, activity_deadline, wait_heartbeating
 from workflows.actions import AnsibleAction
 from workflows.activity_names import ANSIBLE_APPLY, ANSIBLE_PREVIEW, ANSIBLE_ROLLBACK, ANSIBLE_SNAPSHOT
 from workflows.error_types import ErrorType
@@ -268,19 +269,9 @@ def _action(request: ActionRequest) -> AnsibleAction:
     return request.action
 
 
-def _deadline() -> float | None:
-    """When to stop ansible-playbook: a little before start_to_close, so that the workflow gets our
-    message naming the task that hung instead of a bare timeout."""
-    info = activity.info()
-    if not info.start_to_close_timeout:
-        return None
-    budget = info.start_to_close_timeout.total_seconds()
-    elapsed = (datetime.now(UTC) - info.started_time).total_seconds()
-    return time.monotonic() + budget - elapsed - min(STOP_GRACE, budget / 10)
-
-
 class AnsibleExecutor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, slots: PreviewSlots | None = None) -> None:
+        self._slots = slots or PreviewSlots(settings.worker_preview_runs)
         self._playbook_dir = settings.ansible_playbook_dir.resolve()
         self._inventory = settings.ansible_inventory
         self._marker_dir = settings.ansible_marker_dir
@@ -338,7 +329,7 @@ class AnsibleExecutor:
             Path(private_dir, "env", "settings").write_text(json.dumps({"pexpect_timeout": _POLL_SECONDS}))
             run = _Run(
                 wrapper=str(wrapper),
-                deadline=_deadline(),
+                deadline=activity_deadline(STOP_GRACE),
                 what=f"ansible {'check' if check else 'run'} of {playbook}",
                 check=check,
                 limit=limit,
@@ -349,24 +340,25 @@ class AnsibleExecutor:
             # The host pattern is copied from the operator's playbook, so Ansible may template it: an
             # inline -e is trusted, unlike the file above.
             argv += ["-e", json.dumps({"remediator_hosts": play_hosts(path)})]
-            runner = ansible_runner.run(
-                private_data_dir=private_dir,
-                binary=argv[0],
-                # -v in check mode: a skipped task's result, which alone tells "check mode cannot run
-                # this" from a false `when`, is shown only then.
-                cmdline=shlex.join([*argv[1:], *(["--check", "--diff", "-v"] if check else ["--diff"])]),
-                inventory=self._inventory,
-                limit=limit or None,
-                event_handler=run.on_event,
-                cancel_callback=run.should_cancel,
-                envvars={
-                    "ANSIBLE_NOCOLOR": "1",
-                    # ansible-runner turns host key checking off; alert-named hosts need it on.
-                    "ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True"),
-                },
-                quiet=True,
-                suppress_env_files=True,
-            )
+            with self._slots.held(run.what) if check else contextlib.nullcontext():
+                runner = ansible_runner.run(
+                    private_data_dir=private_dir,
+                    binary=argv[0],
+                    # -v in check mode: a skipped task's result, which alone tells "check mode cannot run
+                    # this" from a false `when`, is shown only then.
+                    cmdline=shlex.join([*argv[1:], *(["--check", "--diff", "-v"] if check else ["--diff"])]),
+                    inventory=self._inventory,
+                    limit=limit or None,
+                    event_handler=run.on_event,
+                    cancel_callback=run.should_cancel,
+                    envvars={
+                        "ANSIBLE_NOCOLOR": "1",
+                        # ansible-runner turns host key checking off; alert-named hosts need it on.
+                        "ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True"),
+                    },
+                    quiet=True,
+                    suppress_env_files=True,
+                )
             run.finish(runner)
         return run
 
@@ -466,7 +458,7 @@ class AnsibleExecutor:
             if activity.is_cancelled():
                 raise CancelledError("ansible check cancelled while waiting for a shared run")
 
-        if not wait_heartbeating(event, _POLL_SECONDS, beat, _deadline()):
+        if not wait_heartbeating(event.wait, _POLL_SECONDS, beat, activity_deadline(STOP_GRACE)):
             raise TemporaryError(
                 "ansible check timed out waiting for a shared run", type=ErrorType.ANSIBLE_TIMEOUT
             )

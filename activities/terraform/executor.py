@@ -33,6 +33,7 @@ from temporalio.exceptions import CancelledError
 
 from activities.config import Settings
 from activities.errors import PermanentError, TemporaryError
+from activities.preview_slots import PreviewSlots
 from activities.terraform import report
 from activities.terraform.files import (
     MARKER_OUTPUT,
@@ -94,7 +95,8 @@ class Step:
 
 
 class TerraformExecutor:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, slots: PreviewSlots | None = None) -> None:
+        self._slots = slots or PreviewSlots(settings.worker_preview_runs)
         self._modules = settings.terraform_modules_dir.resolve()
         self._work = settings.terraform_work_path
         self._binary = settings.terraform_bin
@@ -262,10 +264,11 @@ class TerraformExecutor:
         prepare_workdir(step.module_dir, source, action.variables, step.backend, request.idempotency_key)
         before = read_state(step.state_path)
         name = f"preview-{activity.info().attempt}"
-        plan = self._plan(step, name, step.module_dir, step.plan_file, [])
-        # Terraform renders the diff people know from `terraform plan`; the counts come from -json.
-        show = ["show", "-no-color", str(step.plan_file)]
-        text = self._terraform(step, f"{name}-show", show, step.module_dir)
+        with self._slots.held(f"terraform preview of {action.module}"):
+            plan = self._plan(step, name, step.module_dir, step.plan_file, [])
+            # Terraform renders the diff people know from `terraform plan`; the counts come from -json.
+            show = ["show", "-no-color", str(step.plan_file)]
+            text = self._terraform(step, f"{name}-show", show, step.module_dir)
         if text.rc != 0:
             self._fail("show", step, text, retryable=True)
         message, counts = report.change_summary(plan)

@@ -26,6 +26,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.ansible.executor import AnsibleExecutor, play_hosts
 from activities.ansible.inputs import target_host, untrusted_extravars
 from activities.config import Settings
+from activities.preview_slots import PreviewSlots
 from tests.chaos.harness import ProcessTree, process_tree, wait_gone
 from workflows.actions import AnsibleAction
 from workflows.plans import ActionOutcome, ActionRequest
@@ -158,13 +159,14 @@ class Lab:
         path.write_text(json.dumps({"all": {"hosts": hosts, "children": groups}}))
         return path
 
-    def executor(self, inventory: bool = True) -> AnsibleExecutor:
+    def executor(self, inventory: bool = True, slots: PreviewSlots | None = None) -> AnsibleExecutor:
         return AnsibleExecutor(
             Settings(
                 ansible_playbook_dir=self.playbooks,
                 ansible_inventory=str(self.inventory()) if inventory else "",
                 ansible_marker_dir=str(self.root / "markers" / "default"),
-            )
+            ),
+            slots,
         )
 
     def request(

@@ -28,6 +28,7 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.config import Settings
+from activities.preview_slots import PreviewSlots
 from activities.terraform.executor import TerraformExecutor
 from tests.chaos.harness import KillScenario, ProcessTree, run_kill_scenario, wait_gone
 from tests.executors.tf_harness import StepsInput, TerraformStepsWorkflow
@@ -47,6 +48,7 @@ class Harness:
     tmp: Path
     binary: str = ""
     shipped: bool = False  # use the modules shipped in deploy/terraform (the default setting)
+    slots: PreviewSlots | None = None  # the worker's preview slots; by default the executor's own
     heartbeats: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -62,7 +64,7 @@ class Harness:
             terraform_bin=self.binary,
             state_dir=self.tmp / "state",
         )
-        self.executor = TerraformExecutor(settings)
+        self.executor = TerraformExecutor(settings, self.slots)
 
     def request(
         self, step: str = "s1", incident: str = "incident-t", module: str = "effects", **action: Any
