@@ -28,14 +28,15 @@ POLL_SECONDS = 1.0  # the heartbeat cadence of a wait
 GRACE_SECONDS = 10.0  # a wait gives up this long before the activity's timeout
 
 
-def wait_heartbeating(
-    ready: Callable[[float], bool], poll: float, beat: Callable[[], None], deadline: float | None
-) -> bool:
-    """Call `ready(poll)` (an Event's `wait`, a timed semaphore `acquire`) until it is true, calling `beat`
-    between tries (it raises to stop waiting, e.g. on cancel). False if `deadline` (time.monotonic)
-    passed first."""
-    while not ready(poll):
-        beat()
+def wait_in_activity(ready: Callable[[float], bool], waiting: str, cancelled: str) -> bool:
+    """Call `ready(POLL_SECONDS)` (an Event's `wait`, a timed semaphore `acquire`) until it is true,
+    heartbeating `waiting` between tries. CancelledError(`cancelled`) once the activity is cancelled;
+    False once the activity's timeout is less than GRACE_SECONDS away."""
+    deadline = activity_deadline(GRACE_SECONDS)
+    while not ready(POLL_SECONDS):
+        activity.heartbeat(waiting)
+        if activity.is_cancelled():
+            raise CancelledError(cancelled)
         if deadline is not None and time.monotonic() > deadline:
             return False
     return True
@@ -60,18 +61,10 @@ class PreviewSlots:
     @contextmanager
     def held(self, what: str) -> Iterator[None]:
         """Run `what` (an activity's check-mode run) in a slot; heartbeat while waiting for one."""
-        waiting = f"{what}: waiting for a free preview slot (REMEDIATOR_WORKER_PREVIEW_RUNS={self.size})"
-
-        def beat() -> None:
-            activity.heartbeat(waiting)
-            if activity.is_cancelled():
-                raise CancelledError(f"{what} cancelled while waiting for a preview slot")
-
-        if not wait_heartbeating(
+        if not wait_in_activity(
             lambda poll: self._free.acquire(timeout=poll),
-            POLL_SECONDS,
-            beat,
-            activity_deadline(GRACE_SECONDS),
+            f"{what}: waiting for a free preview slot (REMEDIATOR_WORKER_PREVIEW_RUNS={self.size})",
+            f"{what} cancelled while waiting for a preview slot",
         ):
             raise TemporaryError(
                 f"{what}: no preview slot came free before the activity's timeout "

@@ -60,7 +60,7 @@ from activities.ansible.batches import Batches
 from activities.ansible.inputs import check_extravars, target_host, untrusted_extravars
 from activities.config import Settings
 from activities.errors import PermanentError, TemporaryError
-from activities.preview_slots import PreviewSlots, activity_deadline, wait_heartbeating
+from activities.preview_slots import PreviewSlots, activity_deadline, wait_in_activity
 from workflows.actions import AnsibleAction
 from workflows.activity_names import ANSIBLE_APPLY, ANSIBLE_PREVIEW, ANSIBLE_ROLLBACK, ANSIBLE_SNAPSHOT
 from workflows.error_types import ErrorType
@@ -453,12 +453,11 @@ class AnsibleExecutor:
         )
 
     def _wait(self, event: threading.Event) -> None:
-        def beat() -> None:
-            activity.heartbeat("waiting for a shared ansible check-mode run")
-            if activity.is_cancelled():
-                raise CancelledError("ansible check cancelled while waiting for a shared run")
-
-        if not wait_heartbeating(event.wait, _POLL_SECONDS, beat, activity_deadline(STOP_GRACE)):
+        if not wait_in_activity(
+            event.wait,
+            "waiting for a shared ansible check-mode run",
+            "ansible check cancelled while waiting for a shared run",
+        ):
             raise TemporaryError(
                 "ansible check timed out waiting for a shared run", type=ErrorType.ANSIBLE_TIMEOUT
             )
