@@ -74,6 +74,11 @@ class DevServer:
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             cmd += ["--db-filename", str(self.db_file)]
+            # Write-ahead log: a commit is one append and one fsync instead of a rollback journal's
+            # several, and readers stop blocking the writer. Just as durable (synchronous stays FULL).
+            # Measured (README "Performance"): 100 raw workflows reach their wait in half the time,
+            # and the webhook ingests about 1.5x the alerts per second.
+            cmd += ["--sqlite-pragma", "journal_mode=wal"]
         for key in sa.ALL:
             cmd += ["--search-attribute", f"{key.name}=Keyword"]
         return cmd

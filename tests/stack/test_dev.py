@@ -6,11 +6,13 @@ which also shows that incidents survive a restart and that the demo copes with a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -107,6 +109,14 @@ def test_dev_serves_api_ui_and_search_attributes(first: Dev) -> None:
     banner = first.output()
     assert f"Temporal  {first.address}" in banner and f"Web UI    {first.ui}" in banner
     assert f"API       {first.api}" in banner and str(first.state_dir.resolve()) in banner
+
+
+def test_the_dev_server_keeps_its_state_file_in_wal_mode(first: Dev) -> None:
+    # WAL mode is recorded in the file itself; the server's own -wal file shows it is in use.
+    db = first.state_dir / "temporal.db"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert db.with_name("temporal.db-wal").exists()
 
 
 def test_the_first_start_makes_an_admin_key_and_prints_it_once(first: Dev) -> None:
