@@ -1,12 +1,17 @@
 """Benchmark (b): N ServiceDown incidents to AwaitingApproval on the full `remediator dev` stack.
 
-    .venv/bin/python -m tests.benchmarks.incidents [--n 30 | --n 100] [--env NAME=VALUE ...] [--json]
+    .venv/bin/python -m tests.benchmarks.incidents [--n 30 | --n 100] [--approval-first] [--env NAME=VALUE ...] [--json]
 
 N alerts (`environment: prod`, a probe URL on a closed local port) are posted to the webhook at
 once; each incident gathers evidence, diagnoses (heuristic), runs the ServiceDown playbook's probe
 and its Ansible check-mode preview, and waits for a human. Reported: wall time until all wait,
 time-to-approvable (alert sent -> IncidentPhase=AwaitingApproval in history) p50/p95, CPU-seconds
-per incident (worker+API and Temporal server processes, /proc), history events per incident, RSS.
+per incident (worker+API and Temporal server processes, /proc; the worker's share includes the
+ansible-playbook processes it ran), history events per incident, RSS.
+
+`--approval-first` sends the alerts of the BenchParked playbook instead, which asks for approval
+before any probe or preview: the same path (evidence, heuristic diagnosis, approval) without the
+Ansible check run, to show what that run costs.
 
 The baseline: a raw workflow running as many no-op activities as an incident ran before it waited,
 then parking on a signal, N at once on the same server (CPU: this process's worker and client plus
@@ -23,6 +28,7 @@ import uuid
 import httpx
 
 from tests.benchmarks.harness import (
+    PARKED_ALERT,
     SERVICE_DOWN,
     BenchStack,
     Report,
@@ -46,15 +52,17 @@ from workflows.phases import Phase
 APPROVABLE = Phase.AWAITING_APPROVAL.value
 
 
-async def _ours(stack: BenchStack, n: int, timeout: float) -> tuple[dict[str, float], dict[str, float]]:
+async def _ours(
+    stack: BenchStack, n: int, timeout: float, alertname: str
+) -> tuple[dict[str, float], dict[str, float]]:
     """Send time per incident id, and the CPU-seconds each process spent until all were approvable."""
     run = uuid.uuid4().hex[:8]
     alerts = [
-        am_alert(SERVICE_DOWN, {"service": "bench", "instance": f"{run}-{i}"}, stack.closed_url)
+        am_alert(alertname, {"service": "bench", "instance": f"{run}-{i}"}, stack.closed_url)
         for i in range(n)
     ]
     client = await stack.client()
-    query = f"WorkflowType='IncidentWorkflow' AND AlertName='{SERVICE_DOWN}' AND IncidentPhase='{APPROVABLE}'"
+    query = f"WorkflowType='IncidentWorkflow' AND AlertName='{alertname}' AND IncidentPhase='{APPROVABLE}'"
     before = await count(client, query)
     sent: dict[str, float] = {}
     cpu = stack.cpu_by_process()
@@ -105,11 +113,14 @@ async def _raw(
     return run, sent, spent
 
 
-async def measure(stack: BenchStack, n: int = 30, timeout: float = 900) -> Report:
-    report = Report("incidents to AwaitingApproval (full stack)", {"n": n})
+async def measure(
+    stack: BenchStack, n: int = 30, timeout: float = 900, approval_first: bool = False
+) -> Report:
+    alertname = PARKED_ALERT if approval_first else SERVICE_DOWN
+    report = Report("incidents to AwaitingApproval (full stack)", {"n": n, "alert": alertname})
     client = await stack.client()
     started = time.time()
-    sent, cpu = await _ours(stack, n, timeout)
+    sent, cpu = await _ours(stack, n, timeout, alertname)
     ours = {i: await reached(client, i, APPROVABLE) for i in sent}
     rss = stack.rss()
     first = next(r for r in ours.values() if r)
@@ -154,7 +165,12 @@ def main() -> None:
     parser.add_argument(
         "--n", type=int, default=30, help="incidents in flight at once (the issue's target: 100)"
     )
-    run_cli(parser, lambda stack, args: measure(stack, args.n))
+    parser.add_argument(
+        "--approval-first",
+        action="store_true",
+        help="alerts of a playbook that asks for approval before any probe or preview (no Ansible run)",
+    )
+    run_cli(parser, lambda stack, args: measure(stack, args.n, approval_first=args.approval_first))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,14 @@ async def test_incidents(stack: BenchStack) -> None:
     )  # gather, diagnose, preview
 
 
+async def test_incidents_approval_first_runs_no_preview(stack: BenchStack) -> None:
+    report = await incidents.measure(stack, n=2, timeout=60, approval_first=True)
+    assert_figures(report, "time-to-approvable p95", "CPU per incident", "history events to approvable")
+    assert report.params["alert"] == "BenchParked"
+    assert report.as_dict()["figures"]["activities before approvable"]["ours"] == 2  # gather, diagnose
+    assert not any("ansible" in note for note in report.notes), report.notes
+
+
 async def test_ingest(stack: BenchStack) -> None:
     report = await ingest.measure(stack, singles=4, groups=1, concurrency=2)
     assert_figures(
