@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -30,6 +33,32 @@ def binary(name: str) -> str:
 def api_keys(tmp_path_factory: pytest.TempPathFactory) -> ApiKeys:
     """A key file with a key per role (and approvers alice, bob, carol); REMEDIATOR_API_KEYS_FILE."""
     return ApiKeys.create(tmp_path_factory.mktemp("auth") / "api-keys.json")
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def no_task_outlives_the_tests(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Cancels what the tests left running in the session's event loop, and names what will not end.
+
+    When the loop closes, asyncio cancels every task still in it and waits for each without a
+    limit: one that ignores cancellation would hang the run (seen once, in a fresh-clone
+    `make test`) with no word on where it came from. This waits 30 s, prints the stacks of those
+    still running, and exits 1.
+    """
+    yield
+    left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in left:
+        task.cancel()
+    _, stuck = await asyncio.wait(left, timeout=30) if left else (set(), set())
+    if stuck:
+        stacks = io.StringIO()
+        for task in stuck:
+            stacks.write(f"{task!r}\n")
+            task.print_stack(file=stacks)
+        request.config.pluginmanager.getplugin("capturemanager").suspend_global_capture(in_=False)
+        print(
+            f"tasks that would not end when cancelled, after the last test:\n{stacks.getvalue()}", flush=True
+        )
+        os._exit(1)  # closing the loop would wait for them forever
 
 
 @pytest.fixture(scope="session")

@@ -143,11 +143,17 @@ class IncidentWorkflow(ApprovalHandlers):
         if inp.continued is not None:
             workflow.upsert_search_attributes([sa.INCIDENT_PHASE.value_set(self._state.phase.value)])
         self._runtime.may_continue = workflow.patched(CONTINUE_AS_NEW_PATCH)
-        continuing = False
+        continuing = evicted = False
         try:
             await self._run(alert)
         except ContinueAsNewDue:
             continuing = True  # the blast-radius lease goes with the incident into its next run
+        except GeneratorExit:
+            # Python is closing this run's coroutine: a stopped worker let go of it without evicting
+            # it (sdk-python#494). The incident goes on from its history elsewhere, lease and all,
+            # and no command may be sent from here. Never raised in a live workflow task.
+            evicted = True
+            raise
         except Diverged as err:
             await self._runtime.enter(Phase.ESCALATED, "continued incident took another path", str(err))
         except asyncio.CancelledError:
@@ -156,7 +162,7 @@ class IncidentWorkflow(ApprovalHandlers):
             )
             raise
         finally:
-            if not continuing:
+            if not (continuing or evicted):
                 await self._runtime.close()
         if continuing:
             await workflow.wait_condition(workflow.all_handlers_finished)

@@ -79,6 +79,7 @@ class OperationTargetWorkflow(ApprovalHandlers):
             ]
         )
         started = workflow.now()
+        evicted = False
         try:
             await runtime.enter(Phase.RECEIVED, "operation target", f"{inp.target} of {inp.operation_id}")
             result = await run_playbook(runtime, inp.pinned)
@@ -86,8 +87,12 @@ class OperationTargetWorkflow(ApprovalHandlers):
         except asyncio.CancelledError:
             await runtime.enter(Phase.CANCELLED, "workflow cancelled", "the operation was cancelled")
             raise
+        except GeneratorExit:
+            evicted = True  # a stopped worker's run, closed by Python: see IncidentWorkflow.run
+            raise
         finally:
-            await runtime.close()
+            if not evicted:
+                await runtime.close()
         report = _report(inp.target, result, self._state.phase, started)
         if result.outcome in FAILED:
             # Failing the child is what lets its RetryPolicy run the target again.

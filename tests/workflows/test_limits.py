@@ -7,10 +7,14 @@ its own (its own workflow id), so counts never leak between tests.
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +37,7 @@ from tests.workflows.fakes import (
     worker,
 )
 from worker.sandbox import SANDBOX_RUNNER
+from workflows.activity_names import LIMITS_ACQUIRE, LIMITS_RELEASE
 from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
 from workflows.incident_models import IncidentState
@@ -200,6 +205,21 @@ async def test_the_lease_is_released_on_every_ending(
     assert state.phase == phase
     assert "blast-radius slot for restart" in events(state)
     assert "blast-radius lease released" in events(state)
+
+
+def test_a_stopped_worker_leaves_the_lease_to_the_run_that_carries_on() -> None:
+    # tests/workflows/stopped_worker.py says why this runs in a process of its own.
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.workflows.stopped_worker"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["collected"] == []  # no error while Python closed the run: its `finally` did nothing
+    assert LIMITS_ACQUIRE in report["scheduled"] and LIMITS_RELEASE not in report["scheduled"]
 
 
 async def test_a_terminated_incident_frees_its_slot_when_the_lease_expires(
