@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -36,13 +35,14 @@ def api_keys(tmp_path_factory: pytest.TempPathFactory) -> ApiKeys:
 
 
 @pytest.fixture(scope="session", autouse=True)
-async def no_task_outlives_the_tests(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """Cancels what the tests left running in the session's event loop, and names what will not end.
+async def no_task_outlives_the_tests() -> AsyncIterator[None]:
+    """Cancels what the tests left running in the session's event loop, and fails on what will not end.
 
     When the loop closes, asyncio cancels every task still in it and waits for each without a
-    limit: one that ignores cancellation would hang the run (seen once, in a fresh-clone
-    `make test`) with no word on where it came from. This waits 30 s, prints the stacks of those
-    still running, and exits 1.
+    limit: one that ignores cancellation (a test abandoned by its timeout, stuck in a worker's
+    shutdown) hung a fresh-clone `make test` after its last test, with no word on where. This waits
+    30 s, then takes the stuck tasks out of asyncio's registry, so the loop can close and pytest can
+    report, and fails naming them with their stacks.
     """
     yield
     left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
@@ -52,13 +52,9 @@ async def no_task_outlives_the_tests(request: pytest.FixtureRequest) -> AsyncIte
     if stuck:
         stacks = io.StringIO()
         for task in stuck:
-            stacks.write(f"{task!r}\n")
             task.print_stack(file=stacks)
-        request.config.pluginmanager.getplugin("capturemanager").suspend_global_capture(in_=False)
-        print(
-            f"tasks that would not end when cancelled, after the last test:\n{stacks.getvalue()}", flush=True
-        )
-        os._exit(1)  # closing the loop would wait for them forever
+            asyncio.tasks._unregister_task(task)  # type: ignore[attr-defined]
+        pytest.fail(f"tasks that would not end when cancelled, after the last test:\n{stacks.getvalue()}")
 
 
 @pytest.fixture(scope="session")
