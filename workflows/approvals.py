@@ -161,6 +161,7 @@ class Approvals(IncidentRecord):
         carry_on = self.state.phase if self.state.phase in _CARRY_ON else None
         asked_at = self.resumed(request)
         self.desk.open(request, self.resumed_first if asked_at else None)
+        self.opened()
         first = all(e.phase != Phase.AWAITING_APPROVAL for e in self.state.timeline)
         try:
             if asked_at is None:  # an approval asked before the run continued as new is not asked again
@@ -229,6 +230,9 @@ class Approvals(IncidentRecord):
     def resumed(self, request: ApprovalRequest) -> datetime | None:
         """When an earlier run of this incident asked `request` (it continued as new since); None if not."""
         return None
+
+    def opened(self) -> None:
+        """The approval request is open: decisions held for it until now may be counted."""
 
     def continue_if_due(self) -> None:
         """Raise to continue as new after the approval wait woke up; a plain runtime never does."""

@@ -44,6 +44,8 @@ T = TypeVar("T", bound=BaseModel)
 Kind = Literal["check", "preview", "apply", "rollback", "usage", "approval"]
 # Runs started before continue-as-new existed never continue as new (their histories replay as ran).
 CONTINUE_AS_NEW_PATCH = "continue-as-new-while-waiting"
+# Runs before it refused a decision that reached them ahead of their resumed approval wait.
+HOLD_EARLY_DECISIONS_PATCH = "hold-decisions-until-resumed"
 
 
 class ContinueAsNewDue(Exception):
@@ -79,6 +81,7 @@ class ResumableRuntime(IncidentRuntime):
         self._asked_at: datetime | None = None
         self._floor: int | None = None  # history length when the current approval wait began
         self._resumed_phase: Phase | None = None  # to enter again once the resumed approval is given
+        self._held: list[tuple[Decision, bool]] = []  # decisions that came before the wait resumed
         if carried is not None:
             self.resolved = state.resolved_at is not None
             self._leased = carried.leased
@@ -162,7 +165,23 @@ class ResumableRuntime(IncidentRuntime):
 
     def decide(self, decision: Decision, approved: bool) -> None:
         with self.heard():
+            if (
+                self._pending is not None
+                and self.desk.asking is None
+                and workflow.patched(HOLD_EARLY_DECISIONS_PATCH)
+            ):
+                # A signal sent as the earlier run continued as new reaches this run first, before
+                # it has replayed its way back to the approval it waits for: kept for that wait.
+                self._held.append((decision, approved))
+                verb = "approval" if approved else "rejection"
+                self.record(f"{verb} by {decision.approver} held", "counted once the approval wait resumes")
+                return
             super().decide(decision, approved)
+
+    def opened(self) -> None:
+        held, self._held = self._held, []
+        for decision, approved in held:
+            self.decide(decision, approved)
 
     async def enter(self, phase: Phase, event: str, detail: str = "") -> None:
         if not self._quiet:

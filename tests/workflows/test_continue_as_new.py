@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflows import fakes as wf
@@ -19,7 +19,7 @@ from workflows.alerts import Alert
 from workflows.decisions import Decision
 from workflows.diagnosis import Diagnosis
 from workflows.incident import IncidentWorkflow
-from workflows.incident_models import Continuation, IncidentState, JournalEntry
+from workflows.incident_models import Continuation, IncidentInput, IncidentState, JournalEntry
 from workflows.phases import Phase
 from workflows.playbook import PinnedPlaybook, Playbook
 from workflows.policy import Policy
@@ -40,18 +40,27 @@ async def refire(handle: WorkflowHandle[Any, Any], alert: Alert, times: int) -> 
         await handle.signal(IncidentWorkflow.alert, big.notice() if i % 2 else big)
 
 
+async def approved_then_refired(
+    client: Client, alert: Alert
+) -> tuple[WorkflowHandle[Any, Any], WorkflowHandle[Any, Any], IncidentState]:
+    """ServiceDown with two approvers: alice approves, then 40 large re-fires continue it as new.
+    Returns its first run, a handle on whichever run is current, and the state once all counted."""
+    first = await start(client, alert, LOW, shipped("service_down.yaml"), TWO_APPROVERS, QUEUE)
+    latest = client.get_workflow_handle(alert.workflow_id, result_type=IncidentState)  # any run
+    await wait_phase(latest, Phase.AWAITING_APPROVAL)
+    await latest.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="before"))
+    await refire(latest, alert, 40)
+    state = await wf.wait_state(latest, lambda s: s.alert_updates == 41, "counted every re-fire")
+    return first, latest, state
+
+
 async def test_refires_continue_the_incident_as_new_keeping_approvals_and_timeline(
     time_env: WorkflowEnvironment,
 ) -> None:
     fakes = Fakes(reads={"probe.http": [{"ok": False}, {"ok": True, "status": 200}]})
     alert = make_alert(environment="prod")
     async with worker(time_env.client, fakes, QUEUE):
-        first = await start(time_env.client, alert, LOW, shipped("service_down.yaml"), TWO_APPROVERS, QUEUE)
-        latest = time_env.client.get_workflow_handle(alert.workflow_id, result_type=IncidentState)  # any run
-        await wait_phase(latest, Phase.AWAITING_APPROVAL)
-        await latest.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="before"))
-        await refire(latest, alert, 40)
-        state = await wf.wait_state(latest, lambda s: s.alert_updates == 41, "counted every re-fire")
+        first, latest, state = await approved_then_refired(time_env.client, alert)
         run_id = first.result_run_id
         first_run = time_env.client.get_workflow_handle(alert.workflow_id, run_id=run_id)
         assert await last_event(first_run) == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
@@ -71,6 +80,35 @@ async def test_refires_continue_the_incident_as_new_keeping_approvals_and_timeli
     assert fakes.calls.count("ansible.preview") == 1 and fakes.applied() == ["restart"]
     assert fakes.calls.count("probe.http") == 2  # the check before approval, and the verify after
     assert wf.events(final).count("playbook") == 1 and final.alert_updates == 41
+
+
+async def test_a_decision_that_reaches_the_continued_run_first_is_held_for_its_wait(
+    time_env: WorkflowEnvironment,
+) -> None:
+    # A signal sent while a run continues as new can be the next run's first event, before that run
+    # has replayed its way back to the approval it waits for. Starting a run with the continued input
+    # and the approval as its start signal puts the decision exactly there.
+    fakes = Fakes(reads={"probe.http": [{"ok": False}, {"ok": True, "status": 200}]})
+    alert = make_alert(environment="prod")
+    async with worker(time_env.client, fakes, QUEUE):
+        _, latest, _ = await approved_then_refired(time_env.client, alert)
+        started = (await latest.fetch_history()).events[0].workflow_execution_started_event_attributes
+        [continued] = await time_env.client.data_converter.decode(started.input.payloads, [IncidentInput])
+        assert continued.continued is not None and continued.continued.asked_at is not None
+        await latest.terminate("its continued input starts the run below")
+        early = await time_env.client.start_workflow(
+            IncidentWorkflow.run,
+            continued,
+            id=f"{alert.workflow_id}-early",
+            task_queue=QUEUE,
+            start_signal="approve",
+            start_signal_args=[Decision(approver="bob", reason="early")],
+        )
+        final: IncidentState = await early.result()
+    assert final.phase == Phase.RESOLVED, wf.events(final)[-5:]
+    assert [(a.approver, a.reason) for a in final.approvals] == [("alice", "before"), ("bob", "early")]
+    assert "approval by bob held" in wf.events(final) and "ignored approval" not in wf.events(final)
+    assert fakes.applied() == ["restart"]
 
 
 async def test_a_decision_wins_over_continuing(time_env: WorkflowEnvironment) -> None:
