@@ -61,7 +61,8 @@ async def test_sixty_large_refires_leave_the_incident_alive_and_approvable(dev_c
         assert (await latest.describe()).run_id != first.result_run_id, "it continued as new"
         assert state.phase == Phase.AWAITING_APPROVAL and [a.approver for a in state.approvals] == ["alice"]
         await latest.signal(IncidentWorkflow.approve, Decision(approver="bob", reason="after"))
-        final = await latest.result()
+        # Bounded: were bob's approval lost, the incident would wait, and the test should say so.
+        final = await asyncio.wait_for(latest.result(), timeout=120)
     assert final.phase == Phase.RESOLVED and fakes.applied() == ["restart"]
     assert events(final).count("alert re-fired") == REFIRES
     assert final.alert.annotations == alert.annotations, "the incident kept the alert it started with"
