@@ -148,7 +148,7 @@ class Approvals(IncidentRecord):
 
     def decide(self, decision: Decision, approved: bool) -> None:
         """An `approve` or `reject`: counted, or recorded as ignored with the reason."""
-        verb = "approval" if approved else "rejection"
+        verb = decision_name(approved)
         why = self.refusal(decision, approved)
         if why:
             self.record(f"ignored {verb}", f"{decision.approver} (via {decision.via}): {why}")
@@ -279,6 +279,11 @@ class ApprovalHandlers:
     def _validate_decide(self, request: DecisionRequest) -> None:
         if refusal := self._runtime.refusal(request, request.approve):
             raise ValueError(refusal)
+
+
+def decision_name(approved: bool) -> str:
+    """How the timeline names a decision: "approval" or "rejection"."""
+    return "approval" if approved else "rejection"
 
 
 def _outside_limits(decision: DecisionRequest, asking: ApprovalRequest, environment: str) -> str:

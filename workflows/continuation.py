@@ -30,7 +30,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.actions import ActionSpec
 from workflows.activity_options import CallOptions
-from workflows.approvals import Trust
+from workflows.approvals import Trust, decision_name
 from workflows.checks import CHECK_OUTPUTS, CheckSpec
 from workflows.decisions import Decision
 from workflows.incident_models import Continuation, IncidentConfig, IncidentState, JournalEntry
@@ -173,8 +173,10 @@ class ResumableRuntime(IncidentRuntime):
                 # A signal sent as the earlier run continued as new reaches this run first, before
                 # it has replayed its way back to the approval it waits for: kept for that wait.
                 self._held.append((decision, approved))
-                verb = "approval" if approved else "rejection"
-                self.record(f"{verb} by {decision.approver} held", "counted once the approval wait resumes")
+                self.record(
+                    f"{decision_name(approved)} by {decision.approver} held",
+                    "counted once the approval wait resumes",
+                )
                 return
             super().decide(decision, approved)
 
