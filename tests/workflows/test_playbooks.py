@@ -8,19 +8,16 @@ took (the timeline's `playbook path`), what was applied and the phase the incide
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import binary
 from tests.workflows.fakes import Fakes, detail, events, shipped, start, wait_event, worker
-from worker.client import register_search_attributes
 from worker.dry_run import load_sample
 from workflows.activity_names import KUBE_EVENTS, KUBE_LOGS, KUBE_ROLLOUT_HISTORY
 from workflows.alerts import Alert
@@ -134,21 +131,9 @@ async def test_high_cpu_scales_out_when_sustained(time_env: WorkflowEnvironment)
     assert fakes.steps[-2:] == ["kubernetes.snapshot:scale_out", "kubernetes.apply:scale_out"]
 
 
-@pytest.fixture
-async def own_time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server of this test's own: its fifteen minutes of verify polling, skipped
-    timer by timer, hung now and then on the server shared with every other workflow test."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter
-    )
-    await register_search_attributes(env.client)
-    yield env
-    await env.shutdown()
-
-
-async def test_high_cpu_scales_back_when_it_does_not_help(own_time_env: WorkflowEnvironment) -> None:
+async def test_high_cpu_scales_back_when_it_does_not_help(time_env: WorkflowEnvironment) -> None:
     fakes = Fakes(reads={"metrics.query": [{"value": 0.93}, {"value": 0.95}]})
-    state = await run(own_time_env, fakes, "high_cpu")
+    state = await run(time_env, fakes, "high_cpu")
     assert state.phase == Phase.ROLLED_BACK
     assert path(state) == "cpu -> sustained -> scale_out -> relieved (failed)"
     assert fakes.steps[-1] == "kubernetes.rollback:scale_out"
