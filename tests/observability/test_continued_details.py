@@ -1,11 +1,14 @@
-"""A run continued as new while waiting for approval still tells the Web UI what it waits for."""
+"""A run continued as new while waiting for approval still tells the Web UI what it waits for.
+
+On the real dev server, as the re-fire tests of tests/workflows/test_continue_as_new.py are.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.testing import WorkflowEnvironment
+from temporalio.client import Client
 
 from tests.workflows import fakes as wf
 from tests.workflows.fakes import Fakes, make_alert, shipped, start, wait_phase, worker
@@ -19,12 +22,12 @@ QUEUE = "incident-continued-details"
 
 
 async def test_a_continued_run_still_shows_who_is_awaited_and_who_decided(
-    time_env: WorkflowEnvironment,
+    dev_client: Client,
 ) -> None:
     alert = make_alert(environment="prod")
-    async with worker(time_env.client, Fakes(reads={"probe.http": [{"ok": False}]}), QUEUE):
-        first = await start(time_env.client, alert, LOW, shipped("service_down.yaml"), TWO_APPROVERS, QUEUE)
-        latest = time_env.client.get_workflow_handle(alert.workflow_id, result_type=IncidentState)  # any run
+    async with worker(dev_client, Fakes(reads={"probe.http": [{"ok": False}]}), QUEUE):
+        first = await start(dev_client, alert, LOW, shipped("service_down.yaml"), TWO_APPROVERS, QUEUE)
+        latest = dev_client.get_workflow_handle(alert.workflow_id, result_type=IncidentState)  # any run
         await wait_phase(latest, Phase.AWAITING_APPROVAL)
         await latest.signal(IncidentWorkflow.approve, Decision(approver="alice"))
         await refire(latest, alert, 40)
