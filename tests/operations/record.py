@@ -11,12 +11,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-
+from tests.conftest import start_time_server
 from tests.operations.fakes import Ops, OpsFakes, restart
-from worker.client import register_search_attributes
-from worker.dry_run import test_server_binary
 
 HISTORIES = Path(__file__).parent / "histories"
 # Child ids derive from the operation's id, so a history replays only under the id it was recorded with.
@@ -25,11 +21,7 @@ WORKFLOW_IDS = {"operation": RECORDED_ID, "target": f"{RECORDED_ID}.b:1"}
 
 
 async def main(version: str) -> None:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=test_server_binary(), data_converter=pydantic_data_converter
-    )
-    async with env:
-        await register_search_attributes(env.client)
+    async with await start_time_server() as env:
         # Two targets at once, one retried after a failed first attempt: every path of the parent.
         ops = Ops(env.client, OpsFakes(fail_first={"b:1"}, apply_seconds=0.01))
         async with ops.worker():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from tests.conftest import start_time_server
 from tests.workflows.fakes import (
     CONFIG,
     QUEUE,
@@ -35,7 +34,6 @@ from tests.workflows.fakes import (
     wait_state,
     worker,
 )
-from worker.client import register_search_attributes
 from workflows.activity_names import KUBE_EVENTS, KUBE_LOGS, KUBE_ROLLOUT_HISTORY, METRICS_QUERY
 from workflows.decisions import Decision
 from workflows.incident import IncidentWorkflow
@@ -196,11 +194,7 @@ async def run_case(env: WorkflowEnvironment, case: Case) -> WorkflowHandle[Any, 
 
 async def main(version: str, names: list[str]) -> None:
     """Record `names` (every case when none) as `<version>-<name>.json`."""
-    binary = shutil.which("temporal-test-server") or str(Path(sys.executable).parent / "temporal-test-server")
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary, data_converter=pydantic_data_converter
-    )
-    await register_search_attributes(env.client)
+    env = await start_time_server()
     HISTORIES.mkdir(exist_ok=True)
     for name, case in CASES.items():
         if names and name not in names:

@@ -13,17 +13,15 @@ Keep old files: they are what running workflows look like (tests/replay/test_eve
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client, Interceptor, OutboundInterceptor, StartWorkflowInput, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from tests.conftest import start_time_server
 from tests.workflows.fakes import shipped
 from worker.dry_run import dry_run_on, load_sample
 from workflows.limiter import RemediationLimiter
@@ -116,10 +114,7 @@ async def storm(client: Client) -> WorkflowHandle[Any, Any]:
 
 
 async def main(version: str, names: list[str]) -> None:
-    binary = shutil.which("temporal-test-server") or str(Path(sys.executable).parent / "temporal-test-server")
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary, data_converter=pydantic_data_converter
-    )
+    env = await start_time_server()
     started = _Started()
     config = env.client.config()
     config["interceptors"] = [started]
