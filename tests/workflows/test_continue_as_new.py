@@ -45,11 +45,11 @@ async def refire(handle: WorkflowHandle[Any, Any], alert: Alert, times: int) -> 
 
 
 async def approved_then_refired(
-    client: Client, alert: Alert
+    client: Client, alert: Alert, queue: str = QUEUE
 ) -> tuple[WorkflowHandle[Any, Any], WorkflowHandle[Any, Any], IncidentState]:
     """ServiceDown with two approvers: alice approves, then 40 large re-fires continue it as new.
     Returns its first run, a handle on whichever run is current, and the state once all counted."""
-    first = await start(client, alert, LOW, shipped("service_down.yaml"), TWO_APPROVERS, QUEUE)
+    first = await start(client, alert, LOW, shipped("service_down.yaml"), TWO_APPROVERS, queue)
     latest = client.get_workflow_handle(alert.workflow_id, result_type=IncidentState)  # any run
     await wait_phase(latest, Phase.AWAITING_APPROVAL)
     await latest.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="before"))
