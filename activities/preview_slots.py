@@ -24,22 +24,35 @@ from temporalio.exceptions import CancelledError
 from activities.errors import TemporaryError
 from workflows.error_types import ErrorType
 
-POLL_SECONDS = 1.0  # the heartbeat cadence of a wait
+POLL_SECONDS = 1.0  # how often a wait looks whether it is over, cancelled or out of time
+# How often it heartbeats: a fifth of the heartbeat timeout (30 s for previews), at most every 5 s.
+# The SDK sends at most one heartbeat per 80% of that timeout anyway, so more only cost the worker:
+# a hundred previews waiting for one shared run, each heartbeating every second, were 5% of a
+# storm's worker time (issue 12). A cancellation arrives with the answer to a heartbeat sent.
+HEARTBEAT_SECONDS = 5.0
 GRACE_SECONDS = 10.0  # a wait gives up this long before the activity's timeout
 
 
 def wait_in_activity(ready: Callable[[float], bool], waiting: str, cancelled: str) -> bool:
     """Call `ready(POLL_SECONDS)` (an Event's `wait`, a timed semaphore `acquire`) until it is true,
-    heartbeating `waiting` between tries. CancelledError(`cancelled`) once the activity is cancelled;
-    False once the activity's timeout is less than GRACE_SECONDS away."""
+    heartbeating `waiting` every `heartbeat_every()`. CancelledError(`cancelled`) once the activity
+    is cancelled; False once the activity's timeout is less than GRACE_SECONDS away."""
     deadline = activity_deadline(GRACE_SECONDS)
+    every, beat = heartbeat_every(), time.monotonic()
     while not ready(POLL_SECONDS):
-        activity.heartbeat(waiting)
+        if time.monotonic() - beat >= every:
+            activity.heartbeat(waiting)
+            beat = time.monotonic()
         if activity.is_cancelled():
             raise CancelledError(cancelled)
         if deadline is not None and time.monotonic() > deadline:
             return False
     return True
+
+
+def heartbeat_every() -> float:
+    timeout = activity.info().heartbeat_timeout
+    return min(HEARTBEAT_SECONDS, timeout.total_seconds() / 5) if timeout else HEARTBEAT_SECONDS
 
 
 def activity_deadline(grace: float) -> float | None:

@@ -25,7 +25,7 @@ from activities.preview_slots import PreviewSlots
 from activities.probe import ProbeActivities
 from activities.terraform.executor import TerraformExecutor
 from worker.plugins import load_plugins, with_plugins
-from worker.sandbox import SANDBOX_RUNNER
+from worker.sandbox import for_converter
 from workflows.incident import IncidentWorkflow
 from workflows.limiter import RemediationLimiter
 from workflows.operation import OperationTargetWorkflow, OperationWorkflow
@@ -117,8 +117,9 @@ def investigation_activities(
 
 
 def activity_pool(settings: Settings) -> ThreadPoolExecutor:
-    """The threads the synchronous activities (ansible-runner, Terraform, kubectl) run on: one per slot."""
-    return ThreadPoolExecutor(max_workers=settings.worker_activity_slots, thread_name_prefix="activity")
+    """The threads the synchronous activities (ansible-runner, Terraform, kubectl) run on: one for each
+    activity slot and each local-activity slot (threads start only when needed)."""
+    return ThreadPoolExecutor(max_workers=2 * settings.worker_activity_slots, thread_name_prefix="activity")
 
 
 def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -> Worker:
@@ -134,9 +135,10 @@ def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -
         workflows=workflows,
         activities=activities,
         activity_executor=pool,
-        workflow_runner=SANDBOX_RUNNER,
+        workflow_runner=for_converter(client.data_converter),
         # As many activities as activity_pool has threads: see Settings.worker_activity_slots.
         max_concurrent_activities=settings.worker_activity_slots,
+        max_concurrent_local_activities=settings.worker_activity_slots,
         max_cached_workflows=settings.worker_cached_workflows,
         graceful_shutdown_timeout=settings.worker_shutdown_grace,
     )

@@ -17,19 +17,34 @@ tests/workflows/test_sandbox.py checks these rules on a real worker.
 
 Sandboxed modules are still executed afresh for every run, but from code compiled once per
 process (`SharedCodeSandboxRunner`).
+
+The SDK also enters the sandbox (an `exec` under its import hook) to ask a run for the serialization
+context of every payload sequence it encodes or decodes, about a sixth of a busy worker's time.
+Our converter and codec ignore that context, so `for_converter` answers for the run without entering
+(`ContextFreeRunner`); a converter that does use it keeps the SDK's own path.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.abc import MetaPathFinder
 from importlib.machinery import ModuleSpec, PathFinder, SourceFileLoader
 from types import CodeType
 from typing import ClassVar
 
+from temporalio.bridge.proto.workflow_activation import WorkflowActivation
+from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
+from temporalio.converter import (
+    DataConverter,
+    SerializationContext,
+    StorageDriverStoreContext,
+    WorkflowSerializationContext,
+)
+from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-from temporalio.workflow import _Definition
+from temporalio.workflow import Info, _Definition
 
 MODEL_MODULES = frozenset(
     {
@@ -109,3 +124,51 @@ class SharedCodeSandboxRunner(SandboxedWorkflowRunner):
 SANDBOX_RUNNER = SharedCodeSandboxRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(*MODEL_MODULES)
 )
+
+
+@dataclass(frozen=True)
+class _ContextFreeInstance(WorkflowInstance):
+    """A run whose payloads need no serialization context: the SDK asks, this answers None at once."""
+
+    run: WorkflowInstance
+
+    def activate(self, act: WorkflowActivation) -> WorkflowActivationCompletion:
+        return self.run.activate(act)
+
+    def get_serialization_context(self, command_info: object) -> SerializationContext | None:
+        return None  # the SDK then uses the worker's converter as it is
+
+    def get_external_store_context(self, command_info: object) -> StorageDriverStoreContext:
+        return StorageDriverStoreContext(target=None)  # unused: the converter stores nothing externally
+
+    def get_info(self) -> Info:
+        return self.run.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self.run.get_thread_id()  # the deadlock detector reads the stuck thread's frames
+
+
+@dataclass(frozen=True)
+class ContextFreeRunner(WorkflowRunner):
+    runner: WorkflowRunner
+
+    def prepare_workflow(self, defn: _Definition) -> None:
+        self.runner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return _ContextFreeInstance(self.runner.create_instance(det))
+
+    def set_worker_level_failure_exception_types(self, types: Sequence[type[BaseException]]) -> None:
+        self.runner.set_worker_level_failure_exception_types(types)
+
+
+def for_converter(converter: DataConverter, runner: WorkflowRunner = SANDBOX_RUNNER) -> WorkflowRunner:
+    """`runner`, skipping the serialization-context lookups when `converter` would ignore them.
+
+    `with_context` returns the converter itself when no part of it takes a context (the SDK's own
+    test), whatever the context; nothing is stored outside history without external storage.
+    """
+    sample = WorkflowSerializationContext(namespace="", workflow_id="")
+    if converter.external_storage is None and converter.with_context(sample) is converter:
+        return ContextFreeRunner(runner)
+    return runner

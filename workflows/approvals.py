@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Protocol
@@ -19,26 +18,13 @@ from temporalio import workflow
 
 from workflows import metrics
 from workflows.actions import Risk
-from workflows.decisions import Approval, Decision, DecisionRequest
+from workflows.decisions import Approval, Decision, DecisionRequest, Trust
 from workflows.incident_models import IncidentConfig, IncidentState
 from workflows.phases import Phase
 from workflows.playbook_host import ApprovalRequest, ApprovalResult
 from workflows.ui_details import duration
 
 _CARRY_ON = (Phase.EXECUTING, Phase.VERIFYING)
-
-
-@dataclass(frozen=True)
-class Trust:
-    """What the incident's sender credential vouches for (IncidentInput), never alert text.
-
-    `environment` None keeps the alert's own label: operations, where an operator chose it, and
-    incidents started before trusted context existed (their histories replay unchanged).
-    """
-
-    environment: str | None = None
-    opened_by: str = ""
-    services: tuple[str, ...] = ("*",)
 
 
 class ApprovalDesk:

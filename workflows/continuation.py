@@ -30,9 +30,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.actions import ActionSpec
 from workflows.activity_options import CallOptions
-from workflows.approvals import Trust, decision_name
+from workflows.approvals import decision_name
 from workflows.checks import CHECK_OUTPUTS, CheckSpec
-from workflows.decisions import Decision
+from workflows.decisions import Decision, Trust
 from workflows.incident_models import Continuation, IncidentConfig, IncidentState, JournalEntry
 from workflows.phases import Phase
 from workflows.plans import ActionOutcome

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -41,3 +42,19 @@ class Approval(Decision):
     approved: bool
     at: datetime
     risks: list[Risk] = []  # the risk classes this approver may decide; empty: any
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the incident's sender credential vouches for (IncidentInput), never alert text.
+
+    Here, with the data models the sandbox passes through, not in workflows.approvals: a dataclass
+    in a sandboxed module is built again for every run (worker/sandbox.py).
+
+    `environment` None keeps the alert's own label: operations, where an operator chose it, and
+    incidents started before trusted context existed (their histories replay unchanged).
+    """
+
+    environment: str | None = None
+    opened_by: str = ""
+    services: tuple[str, ...] = ("*",)

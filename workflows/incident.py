@@ -27,14 +27,17 @@ from workflows.activity_options import (
     ACTION_HEARTBEAT,
     ACTION_TIMEOUT,
     APPLY_RETRY,
+    LOCAL_READS_PATCH,
     READ_RETRY,
     CallOptions,
+    call_activity,
 )
 from workflows.alerts import Alert
-from workflows.approvals import ApprovalHandlers, Trust
+from workflows.approvals import ApprovalHandlers
 from workflows.catalogue import plan_for, refusal
 from workflows.catalogue_playbook import as_playbook, ending, human_reason, probe_url, unverifiable
 from workflows.continuation import CONTINUE_AS_NEW_PATCH, ContinueAsNewDue, Diverged, ResumableRuntime
+from workflows.decisions import Trust
 from workflows.diagnosis import DiagnoseRequest, Diagnosis
 from workflows.evidence import Evidence
 from workflows.failures import REFUSED_TARGETS_PATCH, error_text, refused_target
@@ -412,10 +415,11 @@ class IncidentWorkflow(ApprovalHandlers):
         if self._input.continued and self._state.evidence is not None:
             return self._state.evidence  # gathered by the run this one continues
         try:
-            return await workflow.execute_activity(
+            return await call_activity(
                 GATHER_EVIDENCE,
                 alert,
-                result_type=Evidence,
+                Evidence,
+                workflow.patched(LOCAL_READS_PATCH),
                 start_to_close_timeout=EVIDENCE_DEADLINE,
                 # Retries share the one deadline: a hanging probe or Prometheus cannot hold the
                 # diagnosis back longer than that (it then runs on what little is known).
@@ -434,10 +438,11 @@ class IncidentWorkflow(ApprovalHandlers):
         if self._input.continued and self._state.diagnosis is not None:
             return self._state.diagnosis  # diagnosed by the run this one continues
         try:
-            heuristic = await workflow.execute_activity(
+            heuristic = await call_activity(
                 DIAGNOSE,
                 DiagnoseRequest(alert=alert, evidence=evidence),
-                result_type=Diagnosis,
+                Diagnosis,
+                workflow.patched(LOCAL_READS_PATCH),
                 # The rules take well under a second (memory priors a few more): an attempt that
                 # hangs is retried after this, not after minutes (seen under load, issue 12).
                 start_to_close_timeout=DIAGNOSE_TIMEOUT,

@@ -10,7 +10,6 @@ Every step and decision is recorded, decisions with the values they compared.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -77,13 +76,16 @@ CLEAN_PREVIEW_PATCH = "auto-approve-after-clean-preview"
 WAIT_BEFORE_APPROVAL_PATCH = "max-wait-before-approval"
 
 
-@dataclass
 class _Compensation:
-    action_step: str
-    step: str  # the step whose request runs it: the action's own, or its rollback step's
-    action: ActionSpec
-    call: CallOptions
-    explicit: bool
+    # A plain class: a dataclass in a sandboxed module is built again for every run (worker/sandbox.py).
+    def __init__(
+        self, action_step: str, step: str, action: ActionSpec, call: CallOptions, explicit: bool
+    ) -> None:
+        self.action_step = action_step
+        self.step = step  # the step whose request runs it: the action's own, or its rollback step's
+        self.action = action
+        self.call = call
+        self.explicit = explicit
 
 
 class _End(Exception):

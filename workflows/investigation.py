@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -96,17 +95,18 @@ async def workflow_runner(
 # --- the loop ---------------------------------------------------------------------------------------
 
 
-@dataclass
 class Investigator:
-    run: Runner
-    record: Record
-    policy: LLMPolicy
-    incident_id: str
-    sources: dict[str, str] = field(default_factory=dict)
-    usage: TokenUsage = field(default_factory=TokenUsage)
-    latency_ms: float = 0.0
-    model_calls: int = 0
-    tool_calls: int = 0
+    # A plain class: a dataclass in a sandboxed module is built again for every run (worker/sandbox.py).
+    def __init__(self, run: Runner, record: Record, policy: LLMPolicy, incident_id: str) -> None:
+        self.run = run
+        self.record = record
+        self.policy = policy
+        self.incident_id = incident_id
+        self.sources: dict[str, str] = {}
+        self.usage = TokenUsage()
+        self.latency_ms = 0.0
+        self.model_calls = 0
+        self.tool_calls = 0
 
     def _tools(self, alert: Alert) -> list[Tool]:
         available = set(self.policy.tool_activities)

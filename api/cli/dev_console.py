@@ -1,5 +1,5 @@
-"""What `remediator dev` prints while it runs: one line per incident phase change, and log records
-as one line each (their tracebacks only with `--verbose`).
+"""What `remediator dev` prints while it runs: one line per incident phase change (one line for a
+storm's many), and log records as one line each (their tracebacks only with `--verbose`).
 
 An activity that fails as expected (a probe of a service that is down, an unreachable host) is
 retried by Temporal and recorded in the incident's timeline; a 25-line traceback per attempt on the
@@ -12,11 +12,12 @@ import asyncio
 import logging
 import shutil
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
-from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowQueryFailedError
+from temporalio.client import Client, RPCTimeoutOrCancelledError, WorkflowExecution, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from api.ingest import WORKFLOW_TYPE
@@ -24,6 +25,14 @@ from workflows import search_attributes as sa
 from workflows.incident_models import IncidentState, TimelineEntry
 
 FOLLOW_EVERY = 1.0  # seconds between looks at Temporal's visibility store
+# Incidents followed one by one in a look (a `state` query each). Past it, as in an alert storm or at
+# the start beside many open incidents, one line tallies them: a hundred queries at once cost the
+# worker and the server more than the storm's own incidents did (issue 12).
+FOLLOW_QUERIES = 10
+# Listing costs the stack's process too: with 1,000 incidents open, look every 10 s, not every second.
+LOOK_SECONDS_PER_INCIDENT = 0.01
+CLOSED_MARGIN = timedelta(seconds=30)  # how late visibility may still list an incident as running
+LOOK_ERRORS = (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError)
 LOOK_TIMEOUT = timedelta(seconds=5)  # a query the busy worker cannot answer yet waits for the next look
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -72,6 +81,16 @@ def phase_line(state: IncidentState, entry: TimelineEntry) -> str:
     )
 
 
+def tally_line(phases: list[str]) -> str:
+    """One line for many incidents that moved in one look: how many are in each phase now."""
+    counts = ", ".join(f"{n} {phase}" for phase, n in Counter(phases).most_common())
+    when = datetime.now().astimezone().strftime("%H:%M:%S")
+    return (
+        f"{when} {len(phases)} incidents moved at once, too many to follow one by one "
+        f"(`{remediator_command()} incidents` lists them); now {counts}"
+    )
+
+
 def phase_changes(timeline: list[TimelineEntry], after: int) -> list[TimelineEntry]:
     """The entries from index `after` on that start a new phase (the first entry always does)."""
     previous = timeline[after - 1].phase if after else None
@@ -96,30 +115,66 @@ async def follow_phases(client: Client) -> None:
 
     Visibility says which incidents moved (their IncidentPhase changed); their `state` says through
     which phases, so a phase passed in under a second still gets its line. An incident already open
-    when the console starts prints only the phase it is in.
+    when the console starts prints only the phase it is in. More than FOLLOW_QUERIES moving in one
+    look get one tally line instead, and each is followed again from the next phase it enters.
     """
-    since = datetime.now(UTC)
-    query = (
-        f"WorkflowType='{WORKFLOW_TYPE}' AND "
-        f"(ExecutionStatus='Running' OR CloseTime > '{since.isoformat().replace('+00:00', 'Z')}')"
-    )
-    seen: dict[str, tuple[str, int]] = {}  # run id -> (IncidentPhase last seen, timeline entries shown)
+    follower = PhaseFollower(client, datetime.now(UTC))
     while True:
+        pause = FOLLOW_EVERY
         try:
-            async for execution in client.list_workflows(query, rpc_timeout=LOOK_TIMEOUT):
-                phase = execution.typed_search_attributes.get(sa.INCIDENT_PHASE) or ""
-                last, shown = seen.get(execution.run_id, ("", -1))
-                if phase == last:
-                    continue
-                handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-                state = await handle.query("state", result_type=IncidentState, rpc_timeout=LOOK_TIMEOUT)
-                if shown < 0 and execution.start_time and execution.start_time < since:
-                    shown = current_phase_start(state.timeline)  # open before we started: where it is
-                for entry in phase_changes(state.timeline, max(shown, 0)):
-                    typer.echo(phase_line(state, entry))
-                seen[execution.run_id] = (phase, len(state.timeline))
-        except (RPCError, RPCTimeoutOrCancelledError, WorkflowQueryFailedError) as err:
-            # A worker busy starting or a query timing out: look again next time. The console only
-            # reads; it must never be the reason the stack stops.
+            pause = max(pause, await follower.look() * LOOK_SECONDS_PER_INCIDENT)
+        except LOOK_ERRORS as err:
+            # Temporal busy or restarting: look again next time. The console only reads; it must
+            # never be the reason the stack stops.
             logging.getLogger(__name__).info("phase follower: %s", err)
-        await asyncio.sleep(FOLLOW_EVERY)
+        await asyncio.sleep(pause)
+
+
+class PhaseFollower:
+    """The console's view of the incidents: what each showed last, and what moved since (follow_phases)."""
+
+    def __init__(self, client: Client, since: datetime) -> None:
+        self.client, self.since, self.closed_after = client, since, since
+        # run id -> (IncidentPhase last seen, timeline entries shown; -1: none, or only in a tally)
+        self.seen: dict[str, tuple[str, int]] = {}
+
+    async def look(self) -> int:
+        """Print what moved since the last look; returns how many incidents visibility listed."""
+        began = datetime.now(UTC)
+        closed_after = self.closed_after.isoformat().replace("+00:00", "Z")
+        query = (
+            f"WorkflowType='{WORKFLOW_TYPE}' AND (ExecutionStatus='Running' OR CloseTime > '{closed_after}')"
+        )
+        listed = [
+            (execution, execution.typed_search_attributes.get(sa.INCIDENT_PHASE) or "")
+            async for execution in self.client.list_workflows(query, rpc_timeout=LOOK_TIMEOUT)
+        ]
+        moved = [(e, phase) for e, phase in listed if phase != self.seen.get(e.run_id, ("", -1))[0]]
+        if len(moved) > FOLLOW_QUERIES:
+            typer.echo(tally_line([phase for _, phase in moved]))
+            self.seen.update({execution.run_id: (phase, -1) for execution, phase in moved})
+            moved = []
+        for execution, phase in moved:
+            try:
+                await self._follow(execution, phase)
+            except LOOK_ERRORS as err:
+                # No worker answers for it (yet): the others still get their lines, and it is
+                # followed again from the next phase it enters, not asked again at every look.
+                logging.getLogger(__name__).info("phase follower: %s: %s", execution.id, err)
+                self.seen[execution.run_id] = (phase, -1)
+        # Closed incidents are listed a while after they close, then forgotten: a console left running
+        # for days looks at what is open, not at every incident it ever printed.
+        self.closed_after = max(self.since, began - CLOSED_MARGIN)
+        self.seen = {e.run_id: self.seen[e.run_id] for e, _ in listed if e.run_id in self.seen}
+        return len(listed)
+
+    async def _follow(self, execution: WorkflowExecution, phase: str) -> None:
+        known, shown = execution.run_id in self.seen, self.seen.get(execution.run_id, ("", -1))[1]
+        handle = self.client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        state = await handle.query("state", result_type=IncidentState, rpc_timeout=LOOK_TIMEOUT)
+        started_before = execution.start_time is not None and execution.start_time < self.since
+        if shown < 0 and (known or started_before):
+            shown = current_phase_start(state.timeline)  # only counted so far: where it is now
+        for entry in phase_changes(state.timeline, max(shown, 0)):
+            typer.echo(phase_line(state, entry))
+        self.seen[execution.run_id] = (phase, len(state.timeline))

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import re
 import subprocess
 import sys
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 
-from api.cli.dev_console import LOG_FORMAT, OneLine, current_phase_start, phase_changes, remediator_command
+from api.cli.dev_console import (
+    FOLLOW_QUERIES,
+    LOG_FORMAT,
+    OneLine,
+    PhaseFollower,
+    current_phase_start,
+    phase_changes,
+    remediator_command,
+)
+from tests.workflows.fakes import Fakes, make_alert, start, wait_phase, worker
+from worker.devserver import DevServer, free_port
+from workflows.decisions import Decision
+from workflows.incident import IncidentWorkflow
 from workflows.incident_models import TimelineEntry
 from workflows.phases import Phase
 
@@ -82,3 +100,94 @@ def test_one_line_per_phase_change() -> None:
         "executing"
     ]
     assert current_phase_start(timeline) == 3
+
+
+@pytest.fixture(scope="module")
+async def console_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
+    """A dev server of the console tests' own: the console lists every incident on its server."""
+    server = DevServer(
+        port=free_port(), ui_port=free_port(), log_file=tmp_path_factory.mktemp("console") / "log"
+    )
+    client = await server.start()
+    yield client
+    server.stop()
+
+
+async def visible(client: Client, phase: Phase, n: int, *queues: str) -> None:
+    """Wait until visibility lists `n` incidents of `queues` in `phase` (it lags the workflows a little)."""
+    queue_list = ", ".join(f"'{q}'" for q in queues)
+    query = f"WorkflowType='IncidentWorkflow' AND IncidentPhase='{phase}' AND TaskQueue IN ({queue_list})"
+    for _ in range(100):
+        if (await client.count_workflows(query)).count == n:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"visibility never listed {n} incidents in {phase}")
+
+
+async def look_until_printed(follower: PhaseFollower, capsys: pytest.CaptureFixture[str]) -> str:
+    for _ in range(50):
+        await follower.look()
+        if printed := capsys.readouterr().out:
+            return printed
+        await asyncio.sleep(0.1)
+    raise AssertionError("the console printed nothing")
+
+
+async def approve_and_resolve(handle: WorkflowHandle[Any, Any], client: Client, queue: str) -> None:
+    await handle.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="test"))
+    await wait_phase(handle, Phase.RESOLVED)
+    await visible(client, Phase.RESOLVED, 1, queue)
+
+
+async def test_a_storm_is_one_tally_line_and_each_incident_is_followed_again_after(
+    console_client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, queue = console_client, f"console-{uuid.uuid4().hex[:8]}"
+    async with worker(client, Fakes(), queue):
+        handles = [await start(client, make_alert(), queue=queue) for _ in range(FOLLOW_QUERIES + 2)]
+        try:
+            for handle in handles:
+                await wait_phase(handle, Phase.AWAITING_APPROVAL)
+            await visible(client, Phase.AWAITING_APPROVAL, len(handles), queue)
+            follower = PhaseFollower(client, datetime.now(UTC))
+            storm = await look_until_printed(follower, capsys)
+            n = len(handles)
+            assert re.fullmatch(
+                rf"\S+ {n} incidents moved at once, too many to follow one by one "
+                rf"\(`\S*remediator incidents` lists them\); now {n} AwaitingApproval\n",
+                storm,
+            ), storm
+            # One approved: it alone moves, so it is followed again, from the phase it is in now.
+            await approve_and_resolve(handles[0], client, queue)
+            after = await look_until_printed(follower, capsys)
+            [line] = after.splitlines()
+            assert f" {handles[0].id} (ServiceDown, demo) is Resolved: " in line, after
+        finally:
+            for handle in handles[1:]:
+                await handle.terminate("test over")
+
+
+async def test_an_incident_no_worker_answers_for_holds_up_no_other(
+    console_client: Client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client, since = console_client, datetime.now(UTC)
+    gone, live = f"console-gone-{uuid.uuid4().hex[:8]}", f"console-live-{uuid.uuid4().hex[:8]}"
+    async with worker(client, Fakes(), gone):
+        orphan = await start(client, make_alert(), queue=gone)
+        await wait_phase(orphan, Phase.AWAITING_APPROVAL)
+    async with worker(client, Fakes(), live):
+        answered = await start(client, make_alert(), queue=live)
+        try:
+            await wait_phase(answered, Phase.AWAITING_APPROVAL)
+            await visible(client, Phase.AWAITING_APPROVAL, 2, gone, live)
+            follower = PhaseFollower(client, since)
+            printed = await look_until_printed(follower, capsys)  # the orphan's query times out
+            assert f" {answered.id} (ServiceDown, demo) is AwaitingApproval: " in printed, printed
+            assert orphan.id not in printed
+        finally:
+            await answered.terminate("test over")
+    # Its worker back and the incident moved on: followed from the phase it is in, not from the start.
+    async with worker(client, Fakes(), gone):
+        await approve_and_resolve(orphan, client, gone)
+        printed = await look_until_printed(follower, capsys)
+    assert f" {orphan.id} (ServiceDown, demo) is Resolved: " in printed and "AwaitingApproval" not in printed

@@ -1,11 +1,13 @@
-"""Benchmark (c): an incident whose playbook is K no-op steps vs a raw workflow of K no-op activities.
+"""Benchmark (c): an incident whose playbook is K no-op steps vs a raw workflow of K no-op local activities.
 
     .venv/bin/python -m tests.benchmarks.noop_steps [--steps 20] [--runs 5] [--env NAME=VALUE ...] [--json]
 
 Ours: an alert whose playbook (written by the harness) is K `check` steps, each one probe refused at
 once by a closed local port, then `stop: resolved`; the whole incident runs (evidence, diagnosis,
-the playbook, memory) from the webhook to its close. Raw: `BenchRaw` with K no-op activities on the
-same server. Runs are one after another; durations are the workflow's start to close on the server.
+the playbook, memory) from the webhook to its close. A check is a read, which runs as a local
+activity (workflows/activity_options.LOCAL_READS_PATCH). Raw: `BenchRaw` with K no-op local
+activities on the same server. Runs are one after another; durations are the workflow's start to
+close on the server.
 """
 
 from __future__ import annotations
@@ -65,21 +67,23 @@ async def measure(stack: BenchStack, runs: int = 5) -> Report:
         cpu = own_cpu() + cpu_seconds(temporal)
         for run in range(runs):
             workflow_id = f"raw-noop-{tag}-{run}"
-            await client.start_workflow(RAW_TYPE, RawInput(steps=steps), id=workflow_id, task_queue=RAW_QUEUE)
+            await client.start_workflow(
+                RAW_TYPE, RawInput(steps=0, local_steps=steps), id=workflow_id, task_queue=RAW_QUEUE
+            )
             raw.append(await _duration(client, workflow_id))
         raw_cpu = own_cpu() + cpu_seconds(temporal) - cpu
     report.add("duration median", statistics.median(ours), statistics.median(raw), "s")
     report.add("duration max", max(ours), max(raw), "s")
     report.add("CPU per run", ours_cpu / runs, raw_cpu / runs, "CPU-s")
     report.notes.append(
-        "ours is the whole incident (evidence, diagnosis, the K steps, memory); raw is K activities"
+        "ours is the whole incident (evidence, diagnosis, the K steps, memory); raw is K local activities"
     )
     return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="K: no-op steps (and raw activities)")
+    parser.add_argument("--steps", type=int, default=20, help="K: no-op steps (and raw local activities)")
     parser.add_argument("--runs", type=int, default=5)
     run_cli(parser, lambda stack, args: measure(stack, args.runs), lambda args: {"noop_steps": args.steps})
 

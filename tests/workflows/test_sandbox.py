@@ -83,3 +83,20 @@ def test_model_modules_import_only_model_modules() -> None:
         }
         ours = {m for m in imported if m.startswith("workflows.")}
         assert ours <= MODEL_MODULES, f"{name} imports {sorted(ours - MODEL_MODULES)}"
+
+
+def test_sandboxed_modules_define_no_dataclass() -> None:
+    """The sandbox runs a sandboxed module's body for every run, and a dataclass costs a millisecond
+    or more to build each time (a quarter of starting an incident's run, issue 12)."""
+    for path in sorted(WORKFLOWS_DIR.glob("*.py")):
+        if f"workflows.{path.stem}" in MODEL_MODULES:
+            continue
+        tree = ast.parse(path.read_text())
+        decorated = [
+            f"{path.name}:{node.lineno} {node.name}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            for d in node.decorator_list
+            if "dataclass" in ast.unparse(d)
+        ]
+        assert not decorated, decorated
