@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     worker_preview_runs: int = Field(default=2, gt=0)
     # Incidents kept in the worker's memory between their events (Temporal's sticky cache); past it
     # the least recently used is dropped and replayed from its history at its next event. With 200,
-    # a worker with 1,000 incidents waiting stays at about 270 MB (README "Performance").
+    # a worker with 1,000 incidents waiting stays at about 250 MB (README "Performance").
     worker_cached_workflows: int = Field(default=200, ge=0)
 
     # API

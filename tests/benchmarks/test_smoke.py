@@ -73,7 +73,14 @@ async def test_ingest(stack: BenchStack) -> None:
 async def test_noop_steps(stack: BenchStack) -> None:
     report = await noop_steps.measure(stack, runs=1)
     assert report.params["steps"] == 2
-    assert_figures(report, "duration median", "duration max", "CPU per run")
+    assert_figures(
+        report,
+        "duration median",
+        "duration max",
+        "CPU per run",
+        "duration median, raw local",
+        "CPU per run, raw local",
+    )
 
 
 async def test_parked(stack: BenchStack) -> None:
