@@ -59,13 +59,13 @@ class Settings(BaseSettings):
     # (worker/telemetry.py). Port 0: not served. In a container, set the host to 0.0.0.0.
     worker_metrics_port: int = Field(default=0, ge=0, lt=65536)
     worker_metrics_host: str = "127.0.0.1"
-    # Worker concurrency (README "Performance"): activities in flight at once, and as many local
-    # activities (the reads). The synchronous ones (Ansible, Terraform, kubectl, Kubernetes reads) each
-    # hold a thread of a pool sized for both, so a started activity never waits for a thread and
-    # misses its heartbeat. Many, because most activities wait (on a probe, a shared preview, a preview
-    # slot), and every preview of a storm must be started to join the shared run: at 32, a 100-alert
-    # storm's previews queued on the server and took 8 check runs instead of 3 (issue 12). What costs
-    # CPU is bounded by preview runs; concurrent applies, by the policy's blast-radius limits.
+    # Worker concurrency (README "Performance"): activities in flight at once. The synchronous ones
+    # (Ansible, Terraform, kubectl, Kubernetes reads) each hold one of as many threads, so a started
+    # activity never waits for a thread and misses its heartbeat. Many, because most activities wait
+    # (on a probe, a shared preview, a preview slot), and every preview of a storm must be started to
+    # join the shared run: at 32, a 100-alert storm's previews queued on the server and took 8 check
+    # runs instead of 3 (issue 12). What costs CPU is bounded by preview runs; concurrent applies, by
+    # the policy's blast-radius limits.
     worker_activity_slots: int = Field(default=128, gt=0)
     # Check-mode runs (Ansible --check, Terraform plan) one worker runs at once: each is a process
     # tree of 1-2 CPU-seconds and about 60 MB (activities/preview_slots.py). Raise it with the cores.

@@ -117,9 +117,8 @@ def investigation_activities(
 
 
 def activity_pool(settings: Settings) -> ThreadPoolExecutor:
-    """The threads the synchronous activities (ansible-runner, Terraform, kubectl) run on: one for each
-    activity slot and each local-activity slot (threads start only when needed)."""
-    return ThreadPoolExecutor(max_workers=2 * settings.worker_activity_slots, thread_name_prefix="activity")
+    """The threads the synchronous activities (ansible-runner, Terraform, kubectl) run on: one per slot."""
+    return ThreadPoolExecutor(max_workers=settings.worker_activity_slots, thread_name_prefix="activity")
 
 
 def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -> Worker:
@@ -138,7 +137,6 @@ def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -
         workflow_runner=for_converter(client.data_converter),
         # As many activities as activity_pool has threads: see Settings.worker_activity_slots.
         max_concurrent_activities=settings.worker_activity_slots,
-        max_concurrent_local_activities=settings.worker_activity_slots,
         max_cached_workflows=settings.worker_cached_workflows,
         graceful_shutdown_timeout=settings.worker_shutdown_grace,
     )

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.playbook import StepBase
 
@@ -38,10 +37,6 @@ LLM_RETRY = RetryPolicy(
 TOOL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2)
 TOOL_TIMEOUT = timedelta(minutes=2)
 POLICY_TIMEOUT = timedelta(seconds=30)
-# Reads (evidence, the heuristic diagnosis, a step's checks) run as local activities: on the
-# incident's own worker, with no activity task on the server, each recorded as one marker. A 100-alert
-# burst's server CPU fell by a third with it (issue 12). Runs begun before replay them as activities.
-LOCAL_READS_PATCH = "reads-as-local-activities"
 
 
 @dataclass(frozen=True)
@@ -52,49 +47,17 @@ class CallOptions:
     retry_policy: RetryPolicy
     heartbeat_timeout: timedelta | None = None
 
-    async def execute(
-        self, activity: str, arg: Any, result_type: type[T], summary: str | None = None, local: bool = False
-    ) -> T:
-        """`summary`: one line the Temporal Web UI shows for this call (metadata, not a command).
-        `local`: as a local activity (LOCAL_READS_PATCH), which takes no heartbeat timeout."""
-        heartbeat = {} if local else {"heartbeat_timeout": self.heartbeat_timeout}
-        return await call_activity(
+    async def execute(self, activity: str, arg: Any, result_type: type[T], summary: str | None = None) -> T:
+        """`summary`: one line the Temporal Web UI shows for this call (metadata, not a command)."""
+        return await workflow.execute_activity(
             activity,
             arg,
-            result_type,
-            local,
+            result_type=result_type,
             start_to_close_timeout=self.start_to_close_timeout,
+            heartbeat_timeout=self.heartbeat_timeout,
             retry_policy=self.retry_policy,
             summary=summary,
-            **heartbeat,
         )
-
-
-async def call_activity(activity: str, arg: Any, result_type: type[T], local: bool, **options: Any) -> T:
-    """`activity` as a local activity or as an activity: one call, so the two cannot drift apart.
-
-    Either way a failure is an ActivityError with the activity's own error as its cause. A local
-    activity's own failure reaches the workflow bare (its timeouts come wrapped), so it is wrapped
-    here: the callers' `except ActivityError` and `error_text` hold for both.
-    """
-    if not local:
-        result: T = await workflow.execute_activity(activity, arg, result_type=result_type, **options)
-        return result
-    try:
-        local_result: T = await workflow.execute_local_activity(
-            activity, arg, result_type=result_type, **options
-        )
-    except ApplicationError as err:
-        raise ActivityError(
-            f"local activity {activity} failed",
-            scheduled_event_id=0,
-            started_event_id=0,
-            identity="",
-            activity_type=activity,
-            activity_id="",
-            retry_state=None,
-        ) from err
-    return local_result
 
 
 def call_options(

@@ -27,10 +27,8 @@ from workflows.activity_options import (
     ACTION_HEARTBEAT,
     ACTION_TIMEOUT,
     APPLY_RETRY,
-    LOCAL_READS_PATCH,
     READ_RETRY,
     CallOptions,
-    call_activity,
 )
 from workflows.alerts import Alert
 from workflows.approvals import ApprovalHandlers
@@ -415,11 +413,10 @@ class IncidentWorkflow(ApprovalHandlers):
         if self._input.continued and self._state.evidence is not None:
             return self._state.evidence  # gathered by the run this one continues
         try:
-            return await call_activity(
+            return await workflow.execute_activity(
                 GATHER_EVIDENCE,
                 alert,
-                Evidence,
-                workflow.patched(LOCAL_READS_PATCH),
+                result_type=Evidence,
                 start_to_close_timeout=EVIDENCE_DEADLINE,
                 # Retries share the one deadline: a hanging probe or Prometheus cannot hold the
                 # diagnosis back longer than that (it then runs on what little is known).
@@ -438,11 +435,10 @@ class IncidentWorkflow(ApprovalHandlers):
         if self._input.continued and self._state.diagnosis is not None:
             return self._state.diagnosis  # diagnosed by the run this one continues
         try:
-            heuristic = await call_activity(
+            heuristic = await workflow.execute_activity(
                 DIAGNOSE,
                 DiagnoseRequest(alert=alert, evidence=evidence),
-                Diagnosis,
-                workflow.patched(LOCAL_READS_PATCH),
+                result_type=Diagnosis,
                 # The rules take well under a second (memory priors a few more): an attempt that
                 # hangs is retried after this, not after minutes (seen under load, issue 12).
                 start_to_close_timeout=DIAGNOSE_TIMEOUT,

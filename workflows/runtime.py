@@ -37,13 +37,7 @@ from workflows.activity_names import (
     ExecutorOp,
     executor_op,
 )
-from workflows.activity_options import (
-    LIMITS_TIMEOUT,
-    LOCAL_READS_PATCH,
-    NOTIFY_TIMEOUT,
-    READ_RETRY,
-    CallOptions,
-)
+from workflows.activity_options import LIMITS_TIMEOUT, NOTIFY_TIMEOUT, READ_RETRY, CallOptions
 from workflows.alerts import Alert
 from workflows.approvals import ApprovalDesk, Approvals
 from workflows.checks import CHECK_OUTPUTS, CheckSpec
@@ -314,11 +308,7 @@ async def execute_check(
         activity = check.type  # what runs started before the fix asked for (and no worker registered)
     request = check.request(incident_id, step, alert)
     return await call.execute(
-        activity,
-        request,
-        CHECK_OUTPUTS[check.type],
-        summary=f"{step}: {check.type} check",
-        local=workflow.patched(LOCAL_READS_PATCH),
+        activity, request, CHECK_OUTPUTS[check.type], summary=f"{step}: {check.type} check"
     )
 
 

@@ -230,9 +230,7 @@ class KubeCluster:
 
     def call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call the API; JSON answers come back as dicts, exactly as the server sent them."""
-        # A step of a longer operation: each call proves the worker alive. Reads run as local
-        # activities, which have no heartbeat (the server would answer "unknown activity").
-        if activity.in_activity() and not activity.info().is_local:
+        if activity.in_activity():  # a step of a longer operation: each call proves the worker alive
             activity.heartbeat(what)
         with api_errors(what):
             raw = method(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)

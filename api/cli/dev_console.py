@@ -133,8 +133,8 @@ async def follow_phases(client: Client) -> None:
 class PhaseFollower:
     """The console's view of the incidents: what each showed last, and what moved since (follow_phases)."""
 
-    def __init__(self, client: Client, since: datetime) -> None:
-        self.client, self.since, self.closed_after = client, since, since
+    def __init__(self, client: Client, since: datetime, closed_margin: timedelta = CLOSED_MARGIN) -> None:
+        self.client, self.since, self.closed_after, self.closed_margin = client, since, since, closed_margin
         # run id -> (IncidentPhase last seen, timeline entries shown; -1: none, or only in a tally)
         self.seen: dict[str, tuple[str, int]] = {}
 
@@ -164,7 +164,7 @@ class PhaseFollower:
                 self.seen[execution.run_id] = (phase, -1)
         # Closed incidents are listed a while after they close, then forgotten: a console left running
         # for days looks at what is open, not at every incident it ever printed.
-        self.closed_after = max(self.since, began - CLOSED_MARGIN)
+        self.closed_after = max(self.since, began - self.closed_margin)
         self.seen = {e.run_id: self.seen[e.run_id] for e, _ in listed if e.run_id in self.seen}
         return len(listed)
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,7 @@ async def look_until_printed(follower: PhaseFollower, capsys: pytest.CaptureFixt
 
 async def approve_and_resolve(handle: WorkflowHandle[Any, Any], client: Client, queue: str) -> None:
     await handle.signal(IncidentWorkflow.approve, Decision(approver="alice", reason="test"))
-    await wait_phase(handle, Phase.RESOLVED)
+    await handle.result()  # closed while its worker runs: none is left open on the module's server
     await visible(client, Phase.RESOLVED, 1, queue)
 
 
@@ -191,3 +191,7 @@ async def test_an_incident_no_worker_answers_for_holds_up_no_other(
         await approve_and_resolve(orphan, client, gone)
         printed = await look_until_printed(follower, capsys)
     assert f" {orphan.id} (ServiceDown, demo) is Resolved: " in printed and "AwaitingApproval" not in printed
+    # Closed, it is listed for CLOSED_MARGIN more, then forgotten (here a margin of none: two looks).
+    follower.closed_margin = timedelta(0)
+    await follower.look()
+    assert await follower.look() == 0 and not follower.seen

@@ -30,7 +30,6 @@ from temporalio.client import Client
 
 from activities.config import REPO_ROOT, Settings
 from tests.credentials import ApiKeys
-from tests.history import LOCAL_ACTIVITY_MARKER
 from tests.stack.devstack import Dev
 from worker.client import connect
 from worker.devserver import free_port
@@ -302,26 +301,20 @@ class Reached:
     at: float  # epoch seconds (server clock, the same machine's)
     events: int  # history events up to and including that one
     activities: int  # activities scheduled before it
-    local_activities: int  # local activities recorded before it (the reads: evidence, diagnosis, checks)
 
 
 async def reached(client: Client, workflow_id: str, phase: str) -> Reached | None:
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     wanted = json.dumps(phase).encode()
-    activities = local = 0
+    activities = 0
     for index, event in enumerate(history.events, 1):
         if event.HasField("activity_task_scheduled_event_attributes"):
             activities += 1
-        if event.marker_recorded_event_attributes.marker_name == LOCAL_ACTIVITY_MARKER:
-            local += 1
         if event.HasField("upsert_workflow_search_attributes_event_attributes"):
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
             if "IncidentPhase" in fields and fields["IncidentPhase"].data == wanted:
                 return Reached(
-                    at=event.event_time.ToMicroseconds() / 1e6,
-                    events=index,
-                    activities=activities,
-                    local_activities=local,
+                    at=event.event_time.ToMicroseconds() / 1e6, events=index, activities=activities
                 )
     return None
 

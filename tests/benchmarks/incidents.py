@@ -13,9 +13,9 @@ ansible-playbook processes it ran), history events per incident, RSS.
 before any probe or preview: the same path (evidence, heuristic diagnosis, approval) without the
 Ansible check run, to show what that run costs.
 
-The baseline: a raw workflow running as many no-op activities and no-op local activities as an
-incident ran before it waited, then parking on a signal, N at once on the same server (CPU: this
-process's worker and client plus the server).
+The baseline: a raw workflow running as many no-op activities as an incident ran before it waited,
+then parking on a signal, N at once on the same server (CPU: this process's worker and client plus
+the server).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from tests.benchmarks.harness import (
     PARKED_ALERT,
     SERVICE_DOWN,
     BenchStack,
-    Reached,
     Report,
     activity_seconds,
     am_alert,
@@ -83,7 +82,7 @@ async def _ours(
 
 
 async def _raw(
-    stack: BenchStack, n: int, shape: Reached, timeout: float
+    stack: BenchStack, n: int, activities: int, timeout: float
 ) -> tuple[str, dict[str, float], float]:
     client = await stack.client()
     temporal = stack.pids()["temporal"]
@@ -97,7 +96,7 @@ async def _raw(
             sent[workflow_id] = time.time()
             await client.start_workflow(
                 RAW_TYPE,
-                RawInput(steps=shape.activities, local_steps=shape.local_activities, park=f"{PARKED}-{run}"),
+                RawInput(steps=activities, park=f"{PARKED}-{run}"),
                 id=workflow_id,
                 task_queue=RAW_QUEUE,
             )
@@ -125,7 +124,7 @@ async def measure(
     ours = {i: await reached(client, i, APPROVABLE) for i in sent}
     rss = stack.rss()
     first = next(r for r in ours.values() if r)
-    run, raw_sent, raw_cpu = await _raw(stack, n, first, timeout)
+    run, raw_sent, raw_cpu = await _raw(stack, n, first.activities, timeout)
     raw = {i: await reached(client, i, f"{PARKED}-{run}") for i in raw_sent}
     took = [r.at - sent[i] for i, r in ours.items() if r]
     raw_took = [r.at - raw_sent[i] for i, r in raw.items() if r]
@@ -144,9 +143,6 @@ async def measure(
     )
     report.add("history bytes (one incident)", await history_bytes(client, next(iter(sent))), None, "bytes")
     report.add("activities before approvable", first.activities, first.activities, "activities")
-    report.add(
-        "local activities before approvable", first.local_activities, first.local_activities, "activities"
-    )
     report.add("RSS worker+API", rss["worker+api"], self_rss(), "MB")
     report.add("RSS Temporal server", rss["temporal"], None, "MB")
     spent: dict[str, float] = {}
@@ -158,7 +154,7 @@ async def measure(
         + ", ".join(f"{name} {seconds:.2f}" for name, seconds in sorted(spent.items(), key=lambda i: -i[1]))
     )
     report.notes.append(
-        "raw: a workflow of as many no-op activities and local activities, parked on a signal; its worker runs in the "
+        "raw: a workflow of as many no-op activities, parked on a signal; its worker runs in the "
         "benchmark process, whose RSS is the raw RSS"
     )
     return report

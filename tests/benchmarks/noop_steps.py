@@ -4,11 +4,8 @@
 
 Ours: an alert whose playbook (written by the harness) is K `check` steps, each one probe refused at
 once by a closed local port, then `stop: resolved`; the whole incident runs (evidence, diagnosis,
-the playbook, memory) from the webhook to its close. A check is a read, which runs as a local
-activity (workflows/activity_options.LOCAL_READS_PATCH). Raw: `BenchRaw` with K no-op activities
-on the same server (the issue's baseline), and again with K no-op local activities (the same kind of
-call as our checks). Runs are one after another; durations are the workflow's start to close on the
-server.
+the playbook, memory) from the webhook to its close. Raw: `BenchRaw` with K no-op activities on the
+same server. Runs are one after another; durations are the workflow's start to close on the server.
 """
 
 from __future__ import annotations
@@ -62,34 +59,22 @@ async def measure(stack: BenchStack, runs: int = 5) -> Report:
             await post_alerts(http, [alert])
             ours.append(await _duration(client, f"incident-{prometheus_fingerprint(alert['labels'])}"))
     ours_cpu = stack.cpu() - cpu
-    raw, raw_cpu = await _raw(client, stack, f"raw-noop-{tag}", RawInput(steps=steps), runs)
-    local, local_cpu = await _raw(
-        client, stack, f"raw-local-{tag}", RawInput(steps=0, local_steps=steps), runs
-    )
-    report.add("duration median", statistics.median(ours), statistics.median(raw), "s")
-    report.add("duration max", max(ours), max(raw), "s")
-    report.add("CPU per run", ours_cpu / runs, raw_cpu / runs, "CPU-s")
-    report.add("duration median, raw local", statistics.median(ours), statistics.median(local), "s")
-    report.add("CPU per run, raw local", ours_cpu / runs, local_cpu / runs, "CPU-s")
-    report.notes.append(
-        "ours is the whole incident (evidence, diagnosis, the K steps as local activities, memory); raw is "
-        "K activities (the issue's baseline), and in the last two rows K local activities"
-    )
-    return report
-
-
-async def _raw(
-    client: Client, stack: BenchStack, prefix: str, inp: RawInput, runs: int
-) -> tuple[list[float], float]:
-    """Durations of `runs` raw workflows run one after another, and the CPU they cost in all."""
-    durations: list[float] = []
+    raw: list[float] = []
     temporal = stack.pids()["temporal"]
     async with raw_worker(client):
         cpu = own_cpu() + cpu_seconds(temporal)
         for run in range(runs):
-            await client.start_workflow(RAW_TYPE, inp, id=f"{prefix}-{run}", task_queue=RAW_QUEUE)
-            durations.append(await _duration(client, f"{prefix}-{run}"))
-        return durations, own_cpu() + cpu_seconds(temporal) - cpu
+            workflow_id = f"raw-noop-{tag}-{run}"
+            await client.start_workflow(RAW_TYPE, RawInput(steps=steps), id=workflow_id, task_queue=RAW_QUEUE)
+            raw.append(await _duration(client, workflow_id))
+        raw_cpu = own_cpu() + cpu_seconds(temporal) - cpu
+    report.add("duration median", statistics.median(ours), statistics.median(raw), "s")
+    report.add("duration max", max(ours), max(raw), "s")
+    report.add("CPU per run", ours_cpu / runs, raw_cpu / runs, "CPU-s")
+    report.notes.append(
+        "ours is the whole incident (evidence, diagnosis, the K steps, memory); raw is K activities"
+    )
+    return report
 
 
 def main() -> None:

@@ -1,5 +1,4 @@
-"""The raw-Temporal baseline: a minimal workflow of K no-op activities (and L no-op local activities, as
-many as the incident ran reads) that may then park on a signal.
+"""The raw-Temporal baseline: a minimal workflow of K no-op activities that may then park on a signal.
 
 It runs on a worker inside the benchmark process, on a task queue of its own on the stack's server,
 so it measures what Temporal itself costs for the same shape of work.
@@ -27,7 +26,6 @@ PARKED = "Parked"  # IncidentPhase of a parked raw workflow, suffixed per run to
 
 class RawInput(BaseModel):
     steps: int
-    local_steps: int = 0  # run first, as our reads run before the preview
     park: str = ""  # when set: upsert IncidentPhase to it, then wait for `release`
 
 
@@ -47,18 +45,17 @@ class RawWorkflow:
 
     @workflow.run
     async def run(self, inp: RawInput) -> int:
-        options = {
-            "start_to_close_timeout": timedelta(seconds=30),
-            "retry_policy": RetryPolicy(maximum_attempts=3),
-        }
-        for step in range(inp.local_steps):
-            await workflow.execute_local_activity(noop, step, **options)  # type: ignore[arg-type]
         for step in range(inp.steps):
-            await workflow.execute_activity(noop, step, **options)  # type: ignore[arg-type]
+            await workflow.execute_activity(
+                noop,
+                step,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
         if inp.park:
             workflow.upsert_search_attributes([sa.INCIDENT_PHASE.value_set(inp.park)])
             await workflow.wait_condition(lambda: self._released)
-        return inp.local_steps + inp.steps
+        return inp.steps
 
 
 @asynccontextmanager

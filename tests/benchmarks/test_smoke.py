@@ -43,18 +43,16 @@ async def test_incidents(stack: BenchStack) -> None:
         "history events to approvable",
         "RSS worker+API",
     )
-    figures = report.as_dict()["figures"]
-    assert figures["activities before approvable"]["ours"] >= 1  # the preview
-    assert figures["local activities before approvable"]["ours"] >= 3  # gather, diagnose, the probe
+    assert (
+        report.as_dict()["figures"]["activities before approvable"]["ours"] >= 3
+    )  # gather, diagnose, preview
 
 
 async def test_incidents_approval_first_runs_no_preview(stack: BenchStack) -> None:
     report = await incidents.measure(stack, n=2, timeout=60, approval_first=True)
     assert_figures(report, "time-to-approvable p95", "CPU per incident", "history events to approvable")
     assert report.params["alert"] == "BenchParked"
-    figures = report.as_dict()["figures"]
-    assert figures["activities before approvable"]["ours"] == 0
-    assert figures["local activities before approvable"]["ours"] == 2  # gather, diagnose
+    assert report.as_dict()["figures"]["activities before approvable"]["ours"] == 2  # gather, diagnose
     assert not any("ansible" in note for note in report.notes), report.notes
 
 
@@ -73,14 +71,7 @@ async def test_ingest(stack: BenchStack) -> None:
 async def test_noop_steps(stack: BenchStack) -> None:
     report = await noop_steps.measure(stack, runs=1)
     assert report.params["steps"] == 2
-    assert_figures(
-        report,
-        "duration median",
-        "duration max",
-        "CPU per run",
-        "duration median, raw local",
-        "CPU per run, raw local",
-    )
+    assert_figures(report, "duration median", "duration max", "CPU per run")
 
 
 async def test_parked(stack: BenchStack) -> None:

@@ -15,14 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from activities.logs import MAX_CHARS
 from api.app import create_app
 from tests.api.support import serve, wait_for, wait_for_phase
 from tests.credentials import ApiKeys, ByRoute
 from tests.diagnosis.crashloop import POD, crashlooping_pod
-from tests.history import activity_calls
 from tests.k8s_emulator.harness import KubeTarget, emulated
 from tests.llm.conftest import fake_llm, llm_settings
 from tests.llm.fake_openai import FakeOpenAI
@@ -103,6 +104,21 @@ async def diagnosed(api: httpx.AsyncClient, incident: str) -> IncidentState:
     return result
 
 
+async def scheduled_activities(client: Client, incident: str) -> list[tuple[str, str]]:
+    """(activity type, summary shown in the Web UI) of every activity the workflow scheduled."""
+    found = []
+    async for event in client.get_workflow_handle(incident).fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            name = event.activity_task_scheduled_event_attributes.activity_type.name
+            summary = (
+                pydantic_data_converter.payload_converter.from_payload(event.user_metadata.summary, str)
+                if event.user_metadata.HasField("summary")
+                else ""
+            )
+            found.append((name, summary))
+    return found
+
+
 def timeline(state: IncidentState) -> list[str]:
     return [f"{entry.event} | {entry.detail}" for entry in state.timeline]
 
@@ -140,7 +156,7 @@ async def test_an_llm_diagnosis_with_evidence_steps_in_history_and_logs_as_templ
     assert any(s.startswith("model turn 2 | answered; 2780 tokens") for s in steps)
     assert any(s.startswith("diagnosis | crashloop_config (0.86)") for s in steps)
     # ... and each one an activity in the workflow's history, the reason as its summary
-    activities = await activity_calls(dev_client, incident)
+    activities = await scheduled_activities(dev_client, incident)
     names = [name for name, _ in activities]
     steps_run = ("gather_evidence", "diagnose", "llm.policy", "llm.chat", "kube_log_templates", "kube_events")
     assert [n for n in names if n in steps_run] == [
@@ -199,7 +215,7 @@ async def test_a_prompt_injection_alert_plans_nothing_outside_the_catalogue(
     assert any(s.startswith("tool call 'read_secret' refused") for s in steps)
     assert any(s.startswith("human approval required") for s in steps)
     assert not any(s.startswith("auto-approved") for s in steps)
-    names = {name for name, _ in await activity_calls(dev_client, incident)}
+    names = {name for name, _ in await scheduled_activities(dev_client, incident)}
     assert not names & {"read_secret", "run_shell", "run-shell", "delete-namespace"}
     assert not any("rm -rf" in json.dumps(p.action.model_dump()) for p in planned)
     assert "rm -rf" not in fake_llm.chats(model)[0]["messages"][0]["content"]  # the system prompt stays ours

@@ -57,8 +57,5 @@ async def test_timers_and_activities_say_what_they_are(stack: Stack, driven: Dri
     timers = summaries(stack, events, EventType.EVENT_TYPE_TIMER_STARTED)
     assert "approval reminder in 15m" in timers, timers
     activities = summaries(stack, events, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
-    # Reads run as local activities: the UI shows each one's marker with its summary.
-    reads = summaries(stack, events, EventType.EVENT_TYPE_MARKER_RECORDED)
-    assert f"gather evidence on {LIVE_SERVICE}" in reads, reads
-    assert "diagnose ServiceDown" in reads, reads
+    assert f"gather evidence on {LIVE_SERVICE}" in activities, activities
     assert any(s.startswith("apply ") and ": ansible " in s for s in activities), activities

@@ -11,8 +11,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
+from temporalio.api.enums.v1 import EventType
 
-from tests.history import activity_calls
 from tests.observability.conftest import Driven, Stack
 from worker.telemetry import TelemetryError, build_tracer_provider, tracer_provider, tracing_interceptors
 from workflows.activity_names import DIAGNOSE, GATHER_EVIDENCE, MEMORY_RECORD_INCIDENT, executor_op
@@ -60,7 +60,12 @@ async def test_one_trace_from_the_webhook_through_the_workflow_to_each_activity(
     )
 
     # Every activity the incident scheduled ran in this trace: the API's request is their ancestor.
-    scheduled = {name for name, _ in await activity_calls(stack.client, driven.incident_id)}
+    history = [e async for e in stack.client.get_workflow_handle(driven.incident_id).fetch_history_events()]
+    scheduled = {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
     assert {GATHER_EVIDENCE, DIAGNOSE, executor_op("ansible", "apply"), MEMORY_RECORD_INCIDENT} <= scheduled
     ran = {s.name.removeprefix("RunActivity:") for s in trace if s.name.startswith("RunActivity:")}
     assert scheduled and scheduled <= ran, f"activities outside the trace: {scheduled - ran}"

@@ -142,7 +142,7 @@ CASES: dict[str, Case] = {
                 METRICS_QUERY: [{"value": 0}],
             }
         ),
-        wait,  # the dev policy auto-approves its restart (v3 was recorded asking, and approved)
+        approve,
         "kube_pod_crash_looping.yaml",
         labels={
             "alertname": "KubePodCrashLooping",

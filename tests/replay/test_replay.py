@@ -11,8 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from worker.sandbox import SANDBOX_RUNNER
-from workflows.activity_names import DIAGNOSE, GATHER_EVIDENCE, LLM_POLICY, PROBE_HTTP
-from workflows.activity_options import LOCAL_READS_PATCH
+from workflows.activity_names import LLM_POLICY
 from workflows.incident import CATALOGUE_PLAYBOOK_PATCH, LLM_CONFIGURED_PATCH, IncidentWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -44,14 +43,6 @@ def test_histories_cover_every_ending() -> None:
     assert "playbook_heuristic_only" in endings("v4")
     # v6: the catalogue plan runs as a generated playbook on the interpreter (CATALOGUE_PLAYBOOK_PATCH).
     assert endings("v6") >= CATALOGUE_ENDINGS | {"policy_wait"}
-    # v7: evidence, diagnosis and a step's checks run as local activities (LOCAL_READS_PATCH).
-    assert endings("v7") >= CATALOGUE_ENDINGS | {
-        "policy_wait",
-        "playbook_resolved",
-        "playbook_crashloop",
-        "continued_as_new",
-        "continued_as_new-first",
-    }
 
 
 def recorded(name: str) -> tuple[list[str], list[bytes]]:
@@ -79,24 +70,6 @@ def test_no_llm_policy_activity_without_a_model() -> None:
     assert any(LLM_CONFIGURED_PATCH.encode() in m for m in markers)
     # The same playbook recorded before the patch did ask the worker for its LLM policy.
     assert LLM_POLICY in recorded("v2-playbook_resolved.json")[0]
-
-
-def test_reads_are_local_activities_from_v7() -> None:
-    reads = {GATHER_EVIDENCE, DIAGNOSE, PROBE_HTTP}
-    scheduled, markers = recorded("v7-playbook_resolved.json")
-    assert any(LOCAL_READS_PATCH.encode() in m for m in markers)
-    # no activity task for a read; the preview, the apply and the verify polls stay activities
-    assert not reads & set(scheduled) and "ansible.preview" in scheduled
-    history = json.loads((Path(__file__).parent / "histories" / "v7-playbook_resolved.json").read_text())
-    local = [
-        e
-        for e in history["events"]
-        if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_local_activity"
-    ]
-    assert len(local) >= 3, "evidence, diagnosis and the playbook's probe are recorded as local activities"
-    # The same playbook recorded before the patch scheduled each read as an activity.
-    assert reads <= set(recorded("v2-playbook_resolved.json")[0])
-    assert not any(LOCAL_READS_PATCH.encode() in m for m in recorded("v6-resolved.json")[1])
 
 
 @pytest.mark.parametrize("ending", sorted(CATALOGUE_ENDINGS))
