@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # activity never waits for a thread and misses its heartbeat. Many, because most activities wait
     # (on a probe, a shared preview, a preview slot), and every preview of a storm must be started to
     # join the shared run: at 32, a 100-alert storm's previews queued on the server and took 8 check
-    # runs instead of 3 (issue 12). What costs CPU is bounded by preview runs; concurrent applies, by
+    # runs instead of 4 (issue 12). What costs CPU is bounded by preview runs; concurrent applies, by
     # the policy's blast-radius limits.
     worker_activity_slots: int = Field(default=128, gt=0)
     # Check-mode runs (Ansible --check, Terraform plan) one worker runs at once: each is a process

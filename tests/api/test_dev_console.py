@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ from api.cli.dev_console import (
     phase_changes,
     remediator_command,
 )
+from tests.api.support import wait_for
 from tests.workflows.fakes import Fakes, make_alert, start, wait_phase, worker
 from worker.devserver import DevServer, free_port
 from workflows.decisions import Decision
@@ -117,20 +117,20 @@ async def visible(client: Client, phase: Phase, n: int, *queues: str) -> None:
     """Wait until visibility lists `n` incidents of `queues` in `phase` (it lags the workflows a little)."""
     queue_list = ", ".join(f"'{q}'" for q in queues)
     query = f"WorkflowType='IncidentWorkflow' AND IncidentPhase='{phase}' AND TaskQueue IN ({queue_list})"
-    for _ in range(100):
-        if (await client.count_workflows(query)).count == n:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"visibility never listed {n} incidents in {phase}")
+
+    async def listed() -> bool:
+        return (await client.count_workflows(query)).count == n
+
+    await wait_for(listed, timeout=10, every=0.1)
 
 
 async def look_until_printed(follower: PhaseFollower, capsys: pytest.CaptureFixture[str]) -> str:
-    for _ in range(50):
+    async def printed() -> str:
         await follower.look()
-        if printed := capsys.readouterr().out:
-            return printed
-        await asyncio.sleep(0.1)
-    raise AssertionError("the console printed nothing")
+        return capsys.readouterr().out
+
+    out: str = await wait_for(printed, timeout=30, every=0.1)
+    return out
 
 
 async def approve_and_resolve(handle: WorkflowHandle[Any, Any], client: Client, queue: str) -> None:
