@@ -67,9 +67,10 @@ def self_rss() -> float:
 
 
 def own_cpu() -> float:
-    """This process's CPU (every thread, the SDK's Rust core included)."""
+    """This process's CPU (every thread, the SDK's Rust core included) and that of its children that
+    have exited and been waited for (the floor's ansible-playbook runs)."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system + times.children_user + times.children_system
 
 
 @dataclass
@@ -227,7 +228,7 @@ class BenchStack:
         closed_url = f"http://127.0.0.1:{closed_port}/health"
         (playbooks / "bench_noop.yaml").write_text(yaml.safe_dump(_noop_playbook(noop_steps, closed_url)))
         (playbooks / "bench_parked.yaml").write_text(yaml.safe_dump(_parked_playbook()))
-        inventory = root / "inventory.yml"
+        inventory = root / "inventory.yml"  # BenchStack.inventory
         host = {
             "ansible_connection": "local",
             "ansible_python_interpreter": sys.executable,
@@ -256,6 +257,10 @@ class BenchStack:
             if dev.proc is not None:
                 dev.stop(timeout=60)
             shutil.rmtree(root, ignore_errors=True)
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inventory.yml"
 
     @property
     def closed_url(self) -> str:

@@ -14,6 +14,7 @@ from tests.benchmarks import incidents, ingest, noop_steps, parked
 from tests.benchmarks.harness import BenchStack, Report
 
 pytestmark = pytest.mark.integration
+FLOORS = ("the floor", "the loosest floor")
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +43,14 @@ async def test_incidents(stack: BenchStack) -> None:
         "CPU per incident",
         "history events to approvable",
         "RSS worker+API",
+        *(f"{f} against {which}" for f in ("p95", "p50", "CPU per incident") for which in FLOORS),
     )
     assert (
         report.as_dict()["figures"]["activities before approvable"]["ours"] >= 3
     )  # gather, diagnose, preview
+    # Each floor ran real check runs for its two workflows (a failed run raises).
+    runs = [note for note in report.notes if note.startswith(FLOORS)]
+    assert len(runs) == 2 and all("check runs shared by " in note for note in runs), report.notes
 
 
 async def test_incidents_approval_first_runs_no_preview(stack: BenchStack) -> None:
@@ -54,6 +59,7 @@ async def test_incidents_approval_first_runs_no_preview(stack: BenchStack) -> No
     assert report.params["alert"] == "BenchParked"
     assert report.as_dict()["figures"]["activities before approvable"]["ours"] == 2  # gather, diagnose
     assert not any("ansible" in note for note in report.notes), report.notes
+    assert not any(name.startswith("p95 against") for name in report.as_dict()["figures"])
 
 
 async def test_ingest(stack: BenchStack) -> None:
