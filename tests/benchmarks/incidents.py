@@ -124,7 +124,7 @@ async def _raw(
     return run, sent, spent
 
 
-def floor_checks(stack: BenchStack, share_in_flight: bool) -> CheckRuns:
+def _floor_checks(stack: BenchStack, share_in_flight: bool) -> CheckRuns:
     """The ServiceDown preview's check run as Ansible alone: its playbook, the stack's inventory."""
     playbook = REPO_ROOT / "playbooks" / "ansible" / "restart_service.yml"
     ansible = Path(sys.executable).parent / "ansible-playbook"
@@ -142,7 +142,7 @@ async def _floor(
     for share_in_flight, which in ((False, "the floor"), (True, "the loosest floor")):
         with BenchStack.running(stack.noop_steps) as fresh:
             client = await fresh.client()
-            checks = floor_checks(fresh, share_in_flight)
+            checks = _floor_checks(fresh, share_in_flight)
             run, sent, floor_cpu = await _raw(fresh, len(took), activities, timeout, checks)
             parked = [await reached(client, i, f"{PARKED}-{run}") for i in sent]
         if any(checks.codes):
