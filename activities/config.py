@@ -74,11 +74,6 @@ class Settings(BaseSettings):
     # the least recently used is dropped and replayed from its history at its next event. With 200,
     # a worker with 1,000 incidents waiting stays at about 250 MB (README "Performance").
     worker_cached_workflows: int = Field(default=200, ge=0)
-    # Workflow-task polls one worker keeps open, half for new incidents' first tasks (the task queue)
-    # and half for the next tasks of cached ones (their sticky queues). With the SDK's 5 polls, one of
-    # them for new incidents, a 100-alert storm's last incidents got their first task 7-9 s after
-    # they started (issue 12; README "Performance"). At least 2: one for each queue.
-    worker_workflow_polls: int = Field(default=10, ge=2)
 
     # API
     max_body_bytes: int = Field(default=1_048_576, gt=0)

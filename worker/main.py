@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import PollerBehaviorSimpleMaximum, Worker
+from temporalio.worker import Worker
 
 from activities.ansible.executor import AnsibleExecutor
 from activities.config import Settings
@@ -38,7 +38,6 @@ WORKFLOWS: list[type] = [
     OperationTargetWorkflow,
     StormWorkflow,
 ]
-NEW_INCIDENT_POLLS = 0.5  # the share of workflow-task polls for new workflows' first tasks
 
 
 def build_activities(settings: Settings) -> Sequence[Callable[..., Any]]:
@@ -139,8 +138,6 @@ def build_worker(client: Client, settings: Settings, pool: ThreadPoolExecutor) -
         # As many activities as activity_pool has threads: see Settings.worker_activity_slots.
         max_concurrent_activities=settings.worker_activity_slots,
         max_cached_workflows=settings.worker_cached_workflows,
-        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(settings.worker_workflow_polls),
-        nonsticky_to_sticky_poll_ratio=NEW_INCIDENT_POLLS,  # see Settings.worker_workflow_polls
         graceful_shutdown_timeout=settings.worker_shutdown_grace,
     )
 
