@@ -9,6 +9,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 from temporalio.service import RetryConfig, RPCError, RPCStatusCode
@@ -46,17 +47,19 @@ async def connect(
     if address:
         config["target_host"] = address
     config.setdefault("target_host", "localhost:7233")
-    converter = dataclasses.replace(
-        pydantic_data_converter, payload_codec=codec_for(settings or get_settings())
-    )
     return await Client.connect(
         **config,
-        data_converter=converter,
+        data_converter=data_converter(settings or get_settings()),
         lazy=lazy,
         retry_config=retry_config,
         runtime=runtime,
         interceptors=tracing_interceptors(tracer_provider or process_tracer_provider()),
     )
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """Ours: pydantic payloads, encrypted when the settings give codec keys (worker.codec.codec_for)."""
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec_for(settings))
 
 
 async def register_search_attributes(client: Client) -> None:

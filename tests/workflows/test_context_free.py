@@ -4,11 +4,11 @@ payload sequence) are skipped only for a converter that ignores the context, as 
 from __future__ import annotations
 
 import dataclasses
-import os
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import SecretStr
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -23,8 +23,10 @@ from temporalio.converter import (
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.config import Settings
 from tests.workflows.context_probe import ContextProbe, echo
-from worker.codec import ENCODING, EncryptionCodec
+from worker.client import data_converter
+from worker.codec import ENCODING, new_key_entry
 from worker.sandbox import SANDBOX_RUNNER, ContextFreeRunner, for_converter
 
 
@@ -51,7 +53,8 @@ def _converter(codec: PayloadCodec) -> DataConverter:
 
 
 def _encrypting() -> DataConverter:
-    return _converter(EncryptionCodec({"k1": os.urandom(32)}, "k1"))
+    """The worker's own converter (worker.client.data_converter), with a key."""
+    return data_converter(Settings(codec_keys=SecretStr(new_key_entry("k1")), codec_active_key="k1"))
 
 
 async def _run_probe(env: WorkflowEnvironment, converter: DataConverter) -> tuple[str, Any]:
